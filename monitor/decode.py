@@ -30,6 +30,12 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> OrderEvent | Rejec
     except msgspec.ValidationError as exc:
         return _classify(str(exc))
     except msgspec.DecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return Rejection(
+                RejectCode.NOT_UTF8, f"not valid UTF-8: {uexc.reason} at byte {uexc.start}"
+            )
         return Rejection(RejectCode.NOT_JSON, f"not valid JSON: {exc}")
     except UnicodeDecodeError as exc:
         return Rejection(RejectCode.NOT_UTF8, f"not valid UTF-8: {exc.reason} at byte {exc.start}")

@@ -1,0 +1,146 @@
+"""``ordermon`` command line: one composition root per command, nothing at import time."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import IO
+
+from monitor.config import ConfigError
+
+
+def _open_out(path: str | None) -> IO[bytes]:
+    if path in (None, "-"):
+        return sys.stdout.buffer
+    return open(path, "wb")  # noqa: SIM115
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from monitor.config import load_params
+    from monitor.replay import InputError, format_summary, replay
+
+    params = load_params(args.config)
+    out = _open_out(args.out)
+    rejects = open(args.rejects, "wb") if args.rejects else None  # noqa: SIM115
+    try:
+        mon, summary = replay(args.events, out, rejects, params)
+    except InputError as exc:
+        print(f"ordermon replay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        if rejects:
+            rejects.close()
+    out.flush() if out is sys.stdout.buffer else None
+    if not args.quiet:
+        sys.stderr.write(format_summary(mon, summary))
+    n_rej = sum(mon.rejected.values())
+    if n_rej and not args.rejects:
+        print(f"  note: {n_rej} rejected lines; pass --rejects FILE to keep them", file=sys.stderr)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from monitor.simulate import simulate
+
+    summary = simulate(args.seed, args.out, publishers=args.publishers, days=args.days,
+                       incidents=not args.no_incidents)
+    print(json.dumps(summary, indent=2, default=str))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from monitor.evaluate import default_events_path, evaluate, format_report
+
+    events = args.events or default_events_path(args.incidents)
+    report = evaluate(args.incidents, args.alerts, events, grace_s=args.grace_minutes * 60)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_detect_series(args: argparse.Namespace) -> int:
+    from monitor.series import run_detect_series
+
+    return run_detect_series(args.series, sys.stdout)
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from monitor.config import load_params, render
+
+    print(render(load_params(args.config)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_offline_demo
+
+    return run_offline_demo(args.seed, args.publishers, args.days)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ordermon", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("replay", help="run the monitor over a JSONL file of events")
+    p.add_argument("events", help="JSONL events: a file, a .gz file, or - for stdin")
+    p.add_argument("--out", help="alerts JSONL (default stdout)")
+    p.add_argument("--rejects", help="write every rejected line here with its code and message")
+    p.add_argument("--config", help="TOML config file")
+    p.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("simulate", help="write a realistic labelled event stream")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="directory for events.jsonl + incidents.json")
+    p.add_argument("--publishers", type=int, default=3000)
+    p.add_argument("--days", type=float, default=3.0)
+    p.add_argument("--no-incidents", action="store_true")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("evaluate", help="score alerts against labelled incidents")
+    p.add_argument("--incidents", required=True)
+    p.add_argument("--alerts", required=True)
+    p.add_argument("--events", help="events file for the static baseline rule "
+                   "(default: events.jsonl beside the incidents file)")
+    p.add_argument("--grace-minutes", type=float, default=30.0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("detect-series", help="score a CSV timestamp,value series (causal)")
+    p.add_argument("series", help="CSV file or - for stdin")
+    p.set_defaults(func=cmd_detect_series)
+
+    p = sub.add_parser("config", help="configuration")
+    csub = p.add_subparsers(dest="config_command", required=True)
+    c = csub.add_parser("show", help="print the effective configuration")
+    c.add_argument("--config", help="TOML config file")
+    c.set_defaults(func=cmd_config_show)
+
+    p = sub.add_parser("demo", help="the demo: a simulated stream with incidents, alerts printed")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--publishers", type=int, default=1500)
+    p.add_argument("--days", type=float, default=1.5)
+    p.set_defaults(func=cmd_demo)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"ordermon: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

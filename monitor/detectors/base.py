@@ -1,0 +1,68 @@
+"""The one protocol every detector follows, and the finding it returns.
+
+A detector sees closed windows in order. ``score(ctx)`` looks and reports findings; it
+never changes state. ``learn(ctx, findings)`` then updates the baselines, and is told
+which scopes were anomalous so a long incident does not become the new normal (River's
+``protect_anomaly_detector``). ``snapshot()`` / ``restore()`` make the state portable
+(checkpoints in the stream driver).
+
+A finding has two levels: ``firing`` (strong enough to open an alert) and ``sustain``
+(strong enough to keep an open alert from resolving): hysteresis, so an alert does not
+flap on the edge of its threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from monitor.model import Kind, Severity
+from monitor.windows import WindowAcc
+
+
+@dataclass(slots=True)
+class Finding:
+    kind: Kind
+    scope: str | None  # publisher id for publisher findings, None for stream-wide ones
+    firing: bool
+    sustain: bool
+    score: float
+    severity: Severity
+    summary: str
+    reason: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    channels: tuple[str, ...] = ()  # which count channels carry the excess
+
+
+@dataclass(slots=True)
+class WindowContext:
+    """Everything a detector may look at when a window closes."""
+
+    acc: WindowAcc
+    platform: list[int]  # per-slot sums over publishers (see monitor.windows)
+    detected_at: float  # stream time of the decision (the watermark)
+    warm: bool  # past the monitor's warm-up
+    season: float = 1.0  # platform invalidation seasonal index for this window (mean 1)
+    season_short: float = 1.0  # short exponentially weighted sum of the index
+    order_ratio: tuple[float, ...] = ()  # platform invalidations per order, per channel
+    publisher_tests: int = 0  # publishers tested this window (false-alarm control)
+    publisher_results: dict[str, Any] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    name: str
+
+    def score(self, ctx: WindowContext) -> list[Finding]: ...
+
+    def learn(self, ctx: WindowContext, findings: list[Finding]) -> None: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, snap: dict[str, Any]) -> None: ...
+
+
+def severity_for(score: float, threshold: float, excess_ratio: float) -> Severity:
+    """Critical when far past the threshold and the excess is large; warning otherwise."""
+    if score >= 2 * threshold and excess_ratio >= 4:
+        return Severity.CRITICAL
+    return Severity.WARNING

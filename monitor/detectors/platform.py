@@ -1,0 +1,290 @@
+"""Platform-wide view: the baseline every detector shares, ``platform_spike`` and ``reason_shift``.
+
+``PlatformBaseline`` keeps, across windows: a seasonal forecast of platform invalidations
+normalised by order volume, a seasonal forecast of orders (for the volume factor that
+keeps a promotion from looking like an incident), the reason mix and invalidations per
+order. It fills the window context before the publisher detector scores.
+
+``platform_spike`` fires when the platform total is well above its volume-adjusted
+seasonal forecast *and* the excess is broad: spread over many publishers, no one of them
+holding most of it. A single big publisher's fraud burst moves the total too; it is the
+publisher detector's to report, not this one's.
+
+``reason_shift`` fires when the mix of reasons departs from the learned mix (G-test) by a
+clear total variation distance while the total is not spiking, again only when broad: a
+producer that maps every reason to ``other`` is a data problem, not a fraud wave.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.detectors.base import Finding, WindowContext
+from monitor.detectors.publisher import CHANNEL_NAMES
+from monitor.model import REASONS, Kind, Severity
+from monitor.series import SeasonalDetector
+from monitor.stats import chi2_score, nb_upper_score
+from monitor.windows import CHANNELS, ORDERS, TOTAL
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformParams:
+    period_windows: int = 288  # one day of 5-min windows
+    halflife_windows: float = 288.0  # reason mix and per-order ratios
+    short_halflife_windows: float = 3.0
+    volume_halflife_windows: float = 6.0
+    dispersion: float = 30.0  # negative binomial size of platform totals
+    spike_score: float = 6.0
+    spike_min_ratio: float = 1.4
+    spike_min_excess: float = 20.0
+    sustain_ratio: float = 1.15
+    min_publishers: int = 5  # distinct publishers sharing the excess
+    max_top_share: float = 0.5  # largest single publisher's share of the excess
+    max_top3_share: float = 0.8
+    shift_score: float = 8.0
+    shift_min_tvd: float = 0.15
+    shift_min_invalidations: int = 30
+    prior_mix: tuple[float, ...] = (0.55, 0.3, 0.04, 0.03, 0.005, 0.075)
+
+
+class PlatformBaseline:
+    def __init__(self, params: PlatformParams | None = None) -> None:
+        self.p = p = params or PlatformParams()
+        self.g = 2.0 ** (-1.0 / p.halflife_windows)
+        self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
+        self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
+        self.inv = SeasonalDetector(p.period_windows, counts=True)
+        self.orders = SeasonalDetector(p.period_windows, counts=True)
+        self.sums = [0.0] * (CHANNELS + 1)  # decayed channel sums, then orders
+        self.windows = 0.0  # decayed window count
+        self.season_short = 0.0
+        self.orders_short = 0.0
+        self.orders_short_expected = 0.0
+        # filled by prepare() for the window being closed
+        self.vf = 1.0
+        self.expected_total = 0.0
+        self.forecast_norm = 0.0
+
+    def prepare(self, ctx: WindowContext) -> None:
+        p = self.p
+        po = ctx.platform[ORDERS]
+        o_fc = self.orders.score_one(po).expected if self.orders.warm else po
+        o_short = self.orders_short * self.gv + po
+        o_short_exp = self.orders_short_expected * self.gv + max(o_fc, 0.0)
+        self.vf = max(1.0, (o_short + 20.0) / (o_short_exp + 20.0)) if self.orders.warm else 1.0
+        fc = self.inv.score_one(ctx.platform[TOTAL] / self.vf).expected
+        self.forecast_norm = fc if self.inv.warm else self._mean_total()
+        mean = self._mean_total()
+        season = self.forecast_norm / mean if mean > 0 and self.inv.warm else 1.0
+        ctx.season = min(max(season, 0.05), 20.0)
+        ctx.season_short = self.season_short * self.gs + ctx.season
+        self.expected_total = max(self.forecast_norm, 0.0) * self.vf
+        orders = self.sums[CHANNELS]
+        prior = [*p.prior_mix, 0.3, 1.0]  # reasons, fast, total (per total invalidation)
+        per_order_total = (self.sums[TOTAL] + 10.0) / (orders + 100.0)
+        ctx.order_ratio = tuple(
+            (self.sums[c] + prior[c] * 10.0) / (self.sums[TOTAL] + 10.0) * per_order_total
+            for c in range(CHANNELS)
+        )
+
+    def _mean_total(self) -> float:
+        return self.sums[TOTAL] / self.windows if self.windows > 0 else 0.0
+
+    def mix(self) -> list[float]:
+        tot = sum(self.sums[:6])
+        prior = self.p.prior_mix
+        return [(self.sums[i] + 20.0 * prior[i]) / (tot + 20.0) for i in range(6)]
+
+    def learn(self, ctx: WindowContext, spike: bool, shift: bool) -> None:
+        plat = ctx.platform
+        self.orders_short = self.orders_short * self.gv + plat[ORDERS]
+        po = plat[ORDERS]
+        o_fc = self.orders.score_one(po).expected if self.orders.warm else po
+        self.orders_short_expected = self.orders_short_expected * self.gv + max(o_fc, 0.0)
+        self.orders.learn_one(po)
+        self.inv.learn_one(plat[TOTAL] / self.vf, anomalous=spike or None)
+        self.season_short = ctx.season_short
+        g = self.g
+        self.windows = self.windows * g + 1.0
+        for c in range(CHANNELS + 1):
+            x = plat[c] if c < CHANNELS else plat[ORDERS]
+            if spike and c < CHANNELS:
+                x = min(x, self.expected_total * (self.sums[c] + 1) / (self.sums[TOTAL] + 1))
+            if shift and c < 6:
+                x = plat[TOTAL] * self.mix()[c]
+            self.sums[c] = self.sums[c] * g + x
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "inv": self.inv.snapshot(),
+            "orders": self.orders.snapshot(),
+            "sums": self.sums,
+            "windows": self.windows,
+            "season_short": self.season_short,
+            "orders_short": self.orders_short,
+            "orders_short_expected": self.orders_short_expected,
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.inv = SeasonalDetector.restore(snap["inv"])
+        self.orders = SeasonalDetector.restore(snap["orders"])
+        self.sums = list(snap["sums"])
+        self.windows = snap["windows"]
+        self.season_short = snap["season_short"]
+        self.orders_short = snap["orders_short"]
+        self.orders_short_expected = snap["orders_short_expected"]
+
+
+def excess_spread(ctx: WindowContext, channel: int) -> tuple[float, int, float, float, list]:
+    """How the excess in one channel is spread over publishers.
+
+    Returns (total positive excess, contributors, top-1 share, top-3 share, top publishers).
+    """
+    parts = []
+    for pub, res in ctx.publisher_results.items():
+        x = ctx.acc.pubs[pub][channel]
+        ex = x - res["expected"][channel]
+        if ex > 0.5:
+            parts.append((ex, pub))
+    parts.sort(reverse=True)
+    total = sum(e for e, _ in parts)
+    if total <= 0:
+        return 0.0, 0, 1.0, 1.0, []
+    top1 = parts[0][0] / total
+    top3 = sum(e for e, _ in parts[:3]) / total
+    return total, len(parts), top1, top3, parts
+
+
+class PlatformSpike:
+    """``platform_spike`` and ``reason_shift`` over the shared baseline."""
+
+    name = "platform"
+
+    def __init__(self, baseline: PlatformBaseline) -> None:
+        self.base = baseline
+        self.p = baseline.p
+
+    def _broad(self, spread: tuple) -> bool:
+        _, n, top1, top3, _ = spread
+        p = self.p
+        return n >= p.min_publishers and top1 <= p.max_top_share and top3 <= p.max_top3_share
+
+    def score(self, ctx: WindowContext) -> list[Finding]:
+        p, base = self.p, self.base
+        x = ctx.platform[TOTAL]
+        e = base.expected_total
+        if not base.inv.warm or e <= 0:
+            return []
+        findings: list[Finding] = []
+        s = nb_upper_score(x, e, p.dispersion)
+        ratio = x / e
+        mix = base.mix()
+        reason_excess = [ctx.platform[i] - e * mix[i] for i in range(6)]
+        dom = max(range(6), key=lambda i: reason_excess[i])
+        spread_total = excess_spread(ctx, TOTAL)
+        firing = (
+            s >= p.spike_score
+            and ratio >= p.spike_min_ratio
+            and x - e >= p.spike_min_excess
+            and self._broad(spread_total)
+        )
+        sustain = ratio >= p.sustain_ratio and s >= 2.0 and self._broad(spread_total)
+        if firing or sustain:
+            findings.append(self._spike(ctx, x, e, s, ratio, mix, dom, spread_total, firing))
+            return findings
+        shift = self._shift(ctx, mix)
+        if shift is not None:
+            findings.append(shift)
+        return findings
+
+    def _spike(self, ctx, x, e, s, ratio, mix, dom, spread, firing) -> Finding:
+        p = self.p
+        reason = REASONS[dom].value
+        total_excess, n, top1, _, parts = spread
+        summary = (
+            f"Platform-wide rise in invalidations: {x} in {ctx.acc.width // 60} min where "
+            f"{e:.0f} were expected ({ratio:.1f}x), spread over {n} publishers, "
+            f"mostly `{reason}`."
+        )
+        evidence = {
+            "observed": x,
+            "expected": round(e, 1),
+            "score": round(s, 2),
+            "ratio": round(ratio, 2),
+            "thresholds": {
+                "score": p.spike_score,
+                "min_ratio": p.spike_min_ratio,
+                "min_excess": p.spike_min_excess,
+                "min_publishers": p.min_publishers,
+                "max_top_share": p.max_top_share,
+            },
+            "reason_mix": {REASONS[i].value: ctx.platform[i] for i in range(6)},
+            "expected_mix": {REASONS[i].value: round(mix[i], 3) for i in range(6)},
+            "publishers_with_excess": n,
+            "top_publisher_share": round(top1, 3),
+            "volume_factor": round(self.base.vf, 2),
+        }
+        severity = Severity.CRITICAL if ratio >= 2.5 else Severity.WARNING
+        channels = tuple(
+            REASONS[i].value for i in range(6) if ctx.platform[i] - e * mix[i] > 0.2 * (x - e)
+        )
+        return Finding(Kind.PLATFORM_SPIKE, None, firing, True, s, severity, summary, reason,
+                       evidence, channels + ("fast", "total"))
+
+    def _shift(self, ctx: WindowContext, mix: list[float]) -> Finding | None:
+        p = self.p
+        counts = ctx.platform[:6]
+        n = sum(counts)
+        if n < p.shift_min_invalidations:
+            return None
+        g = 0.0
+        tvd = 0.0
+        for i in range(6):
+            exp = n * mix[i]
+            if counts[i] > 0:
+                g += 2.0 * counts[i] * math.log(counts[i] / exp)
+            tvd += abs(counts[i] / n - mix[i])
+        tvd /= 2
+        s = chi2_score(g, 5)
+        rising = max(range(6), key=lambda i: counts[i] / n - mix[i])
+        spread = excess_spread(ctx, rising)
+        broad = self._broad(spread)
+        firing = s >= p.shift_score and tvd >= p.shift_min_tvd and broad
+        sustain = s >= p.shift_score / 2 and tvd >= p.shift_min_tvd / 2 and broad
+        if not (firing or sustain):
+            return None
+        reason = REASONS[rising].value
+        share_now = counts[rising] / n
+        summary = (
+            f"The mix of invalidation reasons changed: `{reason}` is {share_now:.0%} of "
+            f"invalidations where {mix[rising]:.0%} is normal (total unchanged) - check the "
+            f"producers' reason mapping."
+        )
+        evidence = {
+            "observed_mix": {REASONS[i].value: counts[i] for i in range(6)},
+            "expected_mix": {REASONS[i].value: round(mix[i], 3) for i in range(6)},
+            "observed": counts[rising],
+            "expected": round(n * mix[rising], 1),
+            "score": round(s, 2),
+            "total_variation": round(tvd, 3),
+            "thresholds": {"score": p.shift_score, "min_tvd": p.shift_min_tvd},
+            "publishers_with_excess": spread[1],
+        }
+        return Finding(Kind.REASON_SHIFT, None, firing, True, s, Severity.WARNING, summary,
+                       reason, evidence, (reason,))
+
+    def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
+        spike = any(f.kind is Kind.PLATFORM_SPIKE for f in findings)
+        shift = any(f.kind is Kind.REASON_SHIFT for f in findings)
+        self.base.learn(ctx, spike, shift)
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.base.snapshot()
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.base.restore(snap)
+
+
+__all__ = ["PlatformBaseline", "PlatformParams", "PlatformSpike", "CHANNEL_NAMES"]

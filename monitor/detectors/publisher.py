@@ -1,0 +1,341 @@
+"""``publisher_spike``: one publisher's invalidations well above its own normal.
+
+Model (per publisher ``p``, per count channel ``c`` = each reason, fast invalidations,
+total): the rate per window is Gamma-Poisson with a prior centred on the platform's
+invalidations *per order* times ``p``'s own order rate, so a tiny publisher is shrunk
+towards "a publisher of its size" and a new large one starts sensible::
+
+    lambda_c = (a_c + k) / (n + k / mu_c),   mu_c = max(orders per window, floor) * rho_c
+
+``a_c`` and the publisher's order count decay with ``halflife_windows``; ``n`` is the
+decayed number of windows since the publisher was first seen. The expected count in a
+window is ``lambda_c * season * vf``: the platform's hour-of-day index and the
+publisher's own *volume factor* (short-term order rate over long-term, never below 1), so
+a promotion that multiplies orders and proportionally their invalidations is no spike,
+while brushing (orders up, most of them invalidated fast) still is.
+
+Three tests, all ``-log10 p`` under a negative binomial whose dispersion reflects the
+uncertainty of the rate (and caps at ``dispersion_cap`` for clumpy real counts):
+
+- *burst*: this window's count (fraud, brushing);
+- *sustained*: an exponentially weighted sum with ``short_halflife_windows`` (a refund
+  wave of 2-4x over hours is visible after a few windows);
+- *CUSUM* on the standardised total (slow shifts of less than 2x).
+
+Firing needs the Bonferroni threshold over all tests of the window, a minimum excess and a
+minimum ratio: one refund of two orders is never an incident.
+
+State is lazy: a publisher costs nothing in windows where it has no events. Decayed sums
+are kept scaled by ``g**-w`` so an update touches only the non-zero channels.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.detectors.base import Finding, WindowContext, severity_for
+from monitor.model import REASONS, Kind
+from monitor.stats import bonferroni_threshold, nb_upper_score
+from monitor.windows import CHANNELS, FAST, ORDERS, TOTAL
+
+CHANNEL_NAMES: tuple[str, ...] = (*(r.value for r in REASONS), "fast", "total")
+
+# state layout (array of doubles per publisher)
+_BIRTH, _LAST, _O, _OS = 0, 1, 2, 3
+_A = 4  # 8 long-decayed channel counts
+_X = 12  # 8 short-decayed channel counts
+_CUS, _CUS_EXC, _CUS_EXP, _CUS_LAST, _CUS_RUN = 20, 21, 22, 23, 24
+_WIDTH = 25
+_REBASE_EVERY = 600  # windows; keeps the g**-w scale factors far from overflow
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherParams:
+    halflife_windows: float = 288.0  # baseline memory: one day of 5-min windows
+    short_halflife_windows: float = 3.0  # the sustained test looks at ~15 min
+    volume_halflife_windows: float = 12.0  # volume factor looks at ~1 h of orders
+    prior_strength: float = 2.0  # pseudo-invalidations of the platform-based prior
+    volume_prior_orders: float = 5.0  # pseudo-orders smoothing the volume factor
+    min_order_rate: float = 0.02  # floor of orders/window in the prior (unknown publishers)
+    dispersion_cap: float = 15.0  # negative binomial size cap: var >= m + m^2/15
+    family_alpha: float = 0.002  # false alarms per window across all publishers and tests
+    min_count: int = 5  # observed invalidations needed to fire
+    min_excess: float = 5.0  # observed - expected needed to fire
+    min_ratio: float = 2.5  # observed / expected needed to fire
+    sustain_score: float = 2.5  # keeps a firing alert open (hysteresis)
+    cusum_allowance: float = 0.75  # standard deviations of slack per window
+    cusum_threshold: float = 14.0
+    cusum_min_excess: float = 15.0
+    cusum_min_ratio: float = 1.6
+    cusum_z_cap: float = 4.0
+    forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
+
+
+class PublisherSpike:
+    name = "publisher_spike"
+
+    def __init__(self, params: PublisherParams | None = None) -> None:
+        self.p = params or PublisherParams()
+        p = self.p
+        self.g = 2.0 ** (-1.0 / p.halflife_windows)
+        self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
+        self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
+        self.epoch = 0  # window index the scaled sums are relative to
+        self.state: dict[str, array] = {}
+        self.evicted = 0
+
+    # -- helpers ------------------------------------------------------------------
+    def _factors(self, w: int) -> tuple[float, float, float]:
+        """Multipliers that turn scaled sums into values as of window ``w - 1``."""
+        k = w - 1 - self.epoch
+        return self.g**k, self.gs**k, self.gv**k
+
+    def _rates(self, st: array, w: int, f_long: float, ctx: WindowContext) -> tuple:
+        """(n, orders/window, lambda per channel) from the history before window ``w``."""
+        p = self.p
+        age = w - st[_BIRTH]
+        n = (1.0 - self.g**age) / (1.0 - self.g) if age > 0 else 0.0
+        orate = st[_O] * f_long / n if n > 0 else 0.0
+        base = max(orate, p.min_order_rate)
+        k = p.prior_strength
+        lam = []
+        for c in range(CHANNELS):
+            mu = max(base * ctx.order_ratio[c], 1e-6)
+            lam.append((st[_A + c] * f_long + k) / (n + k / mu))
+        return n, orate, lam
+
+    # -- protocol -----------------------------------------------------------------
+    def score(self, ctx: WindowContext) -> list[Finding]:
+        p = self.p
+        w = ctx.acc.index
+        f_long, f_short, f_vol = self._factors(w)
+        tests = max(1, ctx.publisher_tests) * CHANNELS * 2
+        thr = bonferroni_threshold(p.family_alpha, tests)
+        results: dict[str, Any] = {}
+        findings: list[Finding] = []
+        for pub, vec in ctx.acc.pubs.items():
+            st = self.state.get(pub)
+            x_total = vec[TOTAL]
+            if st is None:
+                st = self._new_state(w)
+            xs_total = st[_X + 7] * f_short * self.gs + x_total
+            cusum_live = st[_CUS] > 0
+            if x_total == 0 and xs_total < p.min_count and not cusum_live:
+                continue
+            res = self._test(pub, st, vec, w, ctx, thr, f_long, f_short, f_vol)
+            results[pub] = res
+            if res["finding"] is not None:
+                findings.append(res["finding"])
+        ctx.publisher_results = results
+        return findings
+
+    def _test(self, pub, st, vec, w, ctx, thr, f_long, f_short, f_vol) -> dict[str, Any]:
+        p = self.p
+        n, orate, lam = self._rates(st, w, f_long, ctx)
+        age = w - st[_BIRTH]
+        os_now = st[_OS] * f_vol * self.gv + vec[ORDERS]
+        ns_now = (1.0 - self.gv ** (age + 1)) / (1.0 - self.gv)
+        vf = max(1.0, (os_now + p.volume_prior_orders) / (orate * ns_now + p.volume_prior_orders))
+        short_exposure = min(ctx.season_short, (1.0 - self.gs ** (age + 1)) / (1.0 - self.gs))
+        best: tuple | None = None  # (score, test, channel, observed, expected)
+        sustain = False
+        expected = [0.0] * CHANNELS
+        for c in range(CHANNELS):
+            e = lam[c] * ctx.season * vf
+            expected[c] = e
+            size = min(st[_A + c] * f_long + p.prior_strength, p.dispersion_cap)
+            x = vec[c]
+            xs = st[_X + c] * f_short * self.gs + x
+            es = lam[c] * short_exposure * vf
+            for test, obs, exp in (("burst", x, e), ("sustained", xs, es)):
+                if obs < p.min_count * (0.5 if test == "burst" else 1.0):
+                    continue
+                s = nb_upper_score(obs, exp, size)
+                if s >= p.sustain_score and obs - exp >= 2:
+                    sustain = True
+                if s >= thr and obs - exp >= p.min_excess and obs >= p.min_ratio * exp and (
+                    obs >= p.min_count
+                ):
+                    if best is None or s > best[0]:
+                        best = (s, test, c, obs, exp)
+        # CUSUM on the standardised total
+        e_tot = expected[TOTAL]
+        size_t = min(st[_A + TOTAL] * f_long + p.prior_strength, p.dispersion_cap)
+        sd = math.sqrt(e_tot + e_tot * e_tot / size_t)
+        z = min(p.cusum_z_cap, (vec[TOTAL] - e_tot) / max(sd, 1e-9))
+        silent = max(0.0, w - 1 - st[_CUS_LAST]) if st[_CUS] > 0 else 0.0
+        cus = max(0.0, st[_CUS] - p.cusum_allowance * silent + z - p.cusum_allowance)
+        if cus > 0:
+            cus_exc = (st[_CUS_EXC] if st[_CUS] > 0 else 0.0) + vec[TOTAL] - e_tot
+            cus_exp = (st[_CUS_EXP] if st[_CUS] > 0 else 0.0) + e_tot
+            cus_run = (st[_CUS_RUN] if st[_CUS] > 0 else 0.0) + 1 + silent
+        else:
+            cus_exc = cus_exp = cus_run = 0.0
+        cus_fire = (
+            cus >= p.cusum_threshold
+            and cus_exc >= p.cusum_min_excess
+            and (cus_exc + cus_exp) >= p.cusum_min_ratio * cus_exp
+        )
+        if cus >= p.cusum_threshold / 2 and cus_exc >= p.cusum_min_excess / 2:
+            sustain = True
+        finding = None
+        if best is not None or cus_fire:
+            finding = self._finding(pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp,
+                                    cus_run, thr, vf, ctx)
+        elif sustain:
+            finding = self._finding(pub, vec, expected, None, False, cus, cus_exc, cus_exp,
+                                    cus_run, thr, vf, ctx, sustain_only=True)
+        return {
+            "expected": expected,
+            "vf": vf,
+            "cusum": (cus, cus_exc, cus_exp, cus_run),
+            "finding": finding,
+            "anomalous": finding is not None,
+        }
+
+    def _finding(self, pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp, cus_run,
+                 thr, vf, ctx, sustain_only=False) -> Finding:
+        p = self.p
+        reasons = {REASONS[i].value: vec[i] for i in range(6) if vec[i]}
+        # dominant reason: the reason channel with the largest excess in this window
+        dom = max(range(6), key=lambda i: vec[i] - expected[i])
+        reason = REASONS[dom].value if vec[dom] > 0 else None
+        if best is not None and (not cus_fire or best[0] >= thr):
+            score, test, c, obs, exp = best
+            channel = CHANNEL_NAMES[c]
+            if c < 6:
+                reason = channel
+        elif cus_fire:
+            score, test, channel = cus, "cusum", "total"
+            obs, exp = cus_exc + cus_exp, cus_exp
+        else:
+            score, test, channel, obs, exp = 0.0, "sustain", "total", vec[TOTAL], expected[TOTAL]
+        ratio = obs / max(exp, 1e-9)
+        minutes = ctx.acc.width // 60
+        fast = vec[FAST]
+        if test == "burst":
+            what = f"{obs:.0f} {channel if c < 6 else ''} invalidations in {minutes} min".replace(
+                "  ", " ")
+            if channel == "fast":
+                what = f"{obs:.0f} invalidations within an hour of payment in {minutes} min"
+            summary = f"Publisher {pub}: {what} where {exp:.1f} were expected ({ratio:.0f}x)."
+        elif test == "sustained":
+            label = "fast " if channel == "fast" else (f"{channel} " if c < 6 else "")
+            summary = (
+                f"Publisher {pub}: {label}invalidations running at {ratio:.1f}x normal "
+                f"over the last ~{minutes * 3} min ({obs:.0f} weighted vs {exp:.1f} expected)."
+            )
+        elif test == "cusum":
+            summary = (
+                f"Publisher {pub}: sustained rise in invalidations, {cus_exc:.0f} more than "
+                f"expected over the last {cus_run * minutes / 60:.1f} h ({ratio:.1f}x)."
+            )
+        else:
+            summary = f"Publisher {pub}: invalidations still elevated."
+        evidence = {
+            "test": test,
+            "channel": channel,
+            "observed": round(obs, 2),
+            "expected": round(exp, 3),
+            "score": round(score, 2),
+            "thresholds": {
+                "score": round(thr, 2),
+                "min_excess": p.min_excess,
+                "min_ratio": p.min_ratio,
+                "cusum": p.cusum_threshold,
+            },
+            "window_invalidations": vec[TOTAL],
+            "window_expected": round(expected[TOTAL], 3),
+            "fast_invalidations": fast,
+            "orders": vec[ORDERS],
+            "volume_factor": round(vf, 2),
+            "reason_mix": reasons,
+            "cusum": round(cus, 2),
+        }
+        channels = tuple(
+            CHANNEL_NAMES[i] for i in range(6) if vec[i] - expected[i] >= max(2.0, expected[i])
+        ) or ((channel,) if channel in CHANNEL_NAMES[:6] else ())
+        return Finding(
+            kind=Kind.PUBLISHER_SPIKE,
+            scope=pub,
+            firing=not sustain_only,
+            sustain=True,
+            score=score,
+            severity=severity_for(score, thr, ratio),
+            summary=summary,
+            reason=reason,
+            evidence=evidence,
+            channels=channels,
+        )
+
+    def _new_state(self, w: int) -> array:
+        st = array("d", bytes(8 * _WIDTH))
+        st[_BIRTH] = w
+        st[_LAST] = w - 1
+        st[_CUS_LAST] = w - 1
+        return st
+
+    def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
+        w = ctx.acc.index
+        if w - self.epoch >= _REBASE_EVERY:
+            self._rebase(w)
+        k = w - self.epoch
+        sc_long, sc_short, sc_vol = self.g**-k, self.gs**-k, self.gv**-k
+        results = ctx.publisher_results
+        for pub, vec in ctx.acc.pubs.items():
+            st = self.state.get(pub)
+            if st is None:
+                st = self.state[pub] = self._new_state(w)
+            res = results.get(pub)
+            for c in range(CHANNELS):
+                x = vec[c]
+                if x:
+                    st[_X + c] += x * sc_short
+                    if res is not None and res["anomalous"]:
+                        # protect the baseline: learn at most what was expected
+                        x = min(x, res["expected"][c])
+                    st[_A + c] += x * sc_long
+            o = vec[ORDERS]
+            if o:
+                st[_O] += o * sc_long
+                st[_OS] += o * sc_vol
+            if res is not None:
+                cus, exc, exp, run = res["cusum"]
+                st[_CUS], st[_CUS_EXC], st[_CUS_EXP], st[_CUS_RUN] = cus, exc, exp, run
+                st[_CUS_LAST] = w
+            st[_LAST] = w
+        if w % 288 == 0:
+            self._forget(w)
+
+    def _rebase(self, w: int) -> None:
+        shift = w - self.epoch
+        fl, fs, fv = self.g**shift, self.gs**shift, self.gv**shift
+        for st in self.state.values():
+            st[_O] *= fl
+            st[_OS] *= fv
+            for c in range(CHANNELS):
+                st[_A + c] *= fl
+                st[_X + c] *= fs
+        self.epoch = w
+
+    def _forget(self, w: int) -> None:
+        horizon = w - self.p.forget_after_windows
+        stale = [pub for pub, st in self.state.items() if st[_LAST] < horizon]
+        for pub in stale:
+            del self.state[pub]
+        self.evicted += len(stale)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "evicted": self.evicted,
+            "state": {pub: st.tolist() for pub, st in self.state.items()},
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.epoch = snap["epoch"]
+        self.evicted = snap["evicted"]
+        self.state = {pub: array("d", v) for pub, v in snap["state"].items()}

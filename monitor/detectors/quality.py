@@ -1,0 +1,171 @@
+"""Data-quality detectors: the feed itself is broken.
+
+``RateDetector`` covers the four "share of bad inputs" kinds with one model: the count of
+bad inputs in a window against a learned background rate times the window's arrivals
+(Poisson tail), firing only past a minimum rate and count, so a natural trickle of
+redeliveries or the odd truncated line is the background, not an incident.
+
+``VolumeDrop`` compares the window's valid events with the seasonal forecast of the
+series detector (``monitor.series``): events missing against what this time of day
+carries, not against a fixed floor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.detectors.base import Finding, WindowContext
+from monitor.model import Kind, Severity
+from monitor.series import SeasonalDetector
+from monitor.stats import nb_upper_score, poisson_lower_score
+
+
+@dataclass(frozen=True, slots=True)
+class RateParams:
+    min_rate: float  # share of arrivals needed to fire
+    min_count: int = 10
+    min_ratio: float = 3.0  # observed / expected background
+    score: float = 6.0  # -log10 p needed to fire
+    background: float = 1e-3  # prior background rate
+    halflife_windows: float = 288.0
+
+
+DEFAULT_RATES: dict[Kind, RateParams] = {
+    Kind.MALFORMED_EVENTS: RateParams(min_rate=0.005, background=1e-4),
+    Kind.DUPLICATE_EVENTS: RateParams(min_rate=0.03, background=3e-3),
+    Kind.LIFECYCLE_VIOLATION: RateParams(min_rate=0.005, background=1e-4),
+    Kind.CLOCK_SKEW: RateParams(min_rate=0.01, background=1e-4),
+}
+
+_FIELD = {
+    Kind.MALFORMED_EVENTS: "rejected",
+    Kind.DUPLICATE_EVENTS: "duplicates",
+    Kind.LIFECYCLE_VIOLATION: "violations",
+    Kind.CLOCK_SKEW: "future",
+}
+
+_WHAT = {
+    Kind.MALFORMED_EVENTS: "malformed events rejected",
+    Kind.DUPLICATE_EVENTS: "duplicate deliveries (same event_id)",
+    Kind.LIFECYCLE_VIOLATION: "impossible lifecycle steps",
+    Kind.CLOCK_SKEW: "events stamped in the future",
+}
+
+
+class RateDetector:
+    def __init__(self, kind: Kind, params: RateParams | None = None) -> None:
+        self.kind = kind
+        self.name = kind.value
+        self.p = params or DEFAULT_RATES[kind]
+        self.g = 2.0 ** (-1.0 / self.p.halflife_windows)
+        self.bad = 0.0
+        self.seen = 0.0
+
+    def _rate(self) -> float:
+        k = 1000.0  # prior weight in arrivals
+        return (self.bad + k * self.p.background) / (self.seen + k)
+
+    def score(self, ctx: WindowContext) -> list[Finding]:
+        acc = ctx.acc
+        x = getattr(acc, _FIELD[self.kind])
+        n = acc.arrivals
+        if x == 0 or n == 0:
+            return []
+        p = self.p
+        e = self._rate() * n
+        s = nb_upper_score(x, e)
+        share = x / n
+        firing = s >= p.score and x >= p.min_count and share >= p.min_rate and x >= p.min_ratio * e
+        sustain = share >= p.min_rate / 2 and x >= 2 * e and x >= p.min_count / 2
+        if not (firing or sustain):
+            return []
+        evidence: dict[str, Any] = {
+            "observed": x,
+            "expected": round(e, 2),
+            "arrivals": n,
+            "share": round(share, 4),
+            "score": round(s, 2),
+            "thresholds": {"score": p.score, "min_rate": p.min_rate, "min_count": p.min_count},
+        }
+        if self.kind is Kind.MALFORMED_EVENTS:
+            evidence["by_code"] = dict(acc.rejected_by_code)
+        elif self.kind is Kind.LIFECYCLE_VIOLATION:
+            evidence["by_type"] = dict(acc.violations_by_type)
+        summary = (
+            f"{share:.1%} of the feed were {_WHAT[self.kind]} ({x} of {n} in "
+            f"{acc.width // 60} min, normal is {e / n:.2%})."
+        )
+        severity = Severity.CRITICAL if share >= 10 * p.min_rate else Severity.WARNING
+        return [Finding(self.kind, None, firing, True, s, severity, summary, None, evidence)]
+
+    def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
+        x = getattr(ctx.acc, _FIELD[self.kind])
+        n = ctx.acc.arrivals
+        if findings:
+            x = min(x, self._rate() * n)
+        self.bad = self.bad * self.g + x
+        self.seen = self.seen * self.g + n
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"bad": self.bad, "seen": self.seen}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.bad, self.seen = snap["bad"], snap["seen"]
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeParams:
+    period_windows: int = 288
+    min_drop: float = 0.3  # fire when at least this share of expected events is missing
+    score: float = 6.0  # Poisson lower-tail -log10 p needed to fire
+    min_expected: float = 50.0  # too little traffic to call a drop
+
+
+class VolumeDrop:
+    name = "volume_drop"
+
+    def __init__(self, params: VolumeParams | None = None) -> None:
+        self.p = params or VolumeParams()
+        self.series = SeasonalDetector(self.p.period_windows, counts=True)
+
+    def score(self, ctx: WindowContext) -> list[Finding]:
+        p = self.p
+        if not self.series.warm:
+            return []
+        x = ctx.acc.events
+        sc = self.series.score_one(x)
+        e = sc.expected
+        if e < p.min_expected:
+            return []
+        drop = 1.0 - x / e
+        s = poisson_lower_score(x, e)
+        firing = sc.direction < 0 and sc.score >= 0.5 and drop >= p.min_drop and s >= p.score
+        sustain = drop >= p.min_drop / 2 and s >= 2.0
+        if not (firing or sustain):
+            return []
+        summary = (
+            f"Event volume dropped {drop:.0%} below what this time of day carries: "
+            f"{x} events in {ctx.acc.width // 60} min where {e:.0f} were expected - "
+            f"a producer, topic or partition may be missing."
+        )
+        evidence = {
+            "observed": x,
+            "expected": round(e, 1),
+            "lower_band": round(sc.lower, 1),
+            "drop": round(drop, 3),
+            "score": round(s, 2),
+            "series_score": round(sc.score, 3),
+            "thresholds": {"min_drop": p.min_drop, "score": p.score},
+        }
+        severity = Severity.CRITICAL if drop >= 0.7 else Severity.WARNING
+        return [Finding(Kind.VOLUME_DROP, None, firing, True, s, severity, summary, None, evidence)]
+
+    def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
+        self.series.learn_one(ctx.acc.events, anomalous=bool(findings) or None)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"series": self.series.snapshot()}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.series = SeasonalDetector.restore(snap["series"])

@@ -1,0 +1,210 @@
+"""Event-time windows: a stream clock per source, a watermark, tumbling window accumulators.
+
+- Each source (a Kafka partition; replay has one) keeps a clock: the largest event time it
+  accepted. An event stamped more than ``future_tolerance_s`` past its source clock is
+  *future* (a producer writing local time as UTC, say) and does not move the clock: it is
+  held, and counted as future as soon as an on-time event follows. Only when
+  ``jump_confirm`` such events arrive in a row does the clock accept the jump (a real gap in
+  traffic) and the held events count as on time. A handful of skewed events therefore
+  never closes the open windows.
+- The watermark is the minimum of ``clock - lateness_s`` over active sources; a source whose
+  clock trails the fastest by more than ``idle_after_s`` is idle and does not hold time back.
+- Windows are tumbling, ``[k*width, (k+1)*width)``; a window closes when the watermark
+  passes its end. Events for a closed window are *late*: counted, not added.
+- Rejections, duplicates, lifecycle violations, late and future events have no trustworthy
+  event time: they are counted in the window that holds their source's clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# per-publisher count vector layout
+REASON_SLOTS = 6
+FAST = 6
+TOTAL = 7
+ORDERS = 8
+SLOTS = 9
+CHANNELS = 8  # reasons + fast + total: the channels detectors test
+
+
+@dataclass(slots=True)
+class WindowAcc:
+    """Counts of one tumbling window while it is open, and once closed."""
+
+    index: int
+    width: int
+    pubs: dict[str, list[int]] = field(default_factory=dict)
+    events: int = 0  # on-time, non-duplicate valid events (by event time)
+    rejected: int = 0
+    rejected_by_code: dict[str, int] = field(default_factory=dict)
+    duplicates: int = 0
+    violations: int = 0
+    violations_by_type: dict[str, int] = field(default_factory=dict)
+    future: int = 0
+    late: int = 0
+    arrivals: int = 0  # every input line/message attributed to this window by stream clock
+
+    @property
+    def start(self) -> int:
+        return self.index * self.width
+
+    @property
+    def end(self) -> int:
+        return (self.index + 1) * self.width
+
+    def platform(self) -> list[int]:
+        """Sum of the per-publisher vectors."""
+        tot = [0] * SLOTS
+        for v in self.pubs.values():
+            for i in range(SLOTS):
+                tot[i] += v[i]
+        return tot
+
+
+class Contribution(tuple):
+    """(window index, publisher, new_order, reason slot or -1, fast) of one valid event."""
+
+
+@dataclass(slots=True)
+class _SourceClock:
+    clock: float | None = None
+    pending: list = field(default_factory=list)
+
+
+class Windows:
+    """Clocks, watermark and open windows for all sources."""
+
+    def __init__(
+        self,
+        width_s: int = 300,
+        lateness_s: int = 120,
+        future_tolerance_s: int = 900,
+        jump_confirm: int = 20,
+        idle_after_s: int = 900,
+    ) -> None:
+        self.width = width_s
+        self.lateness = lateness_s
+        self.future_tolerance = future_tolerance_s
+        self.jump_confirm = jump_confirm
+        self.idle_after = idle_after_s
+        self.sources: dict[int, _SourceClock] = {}
+        self.open: dict[int, WindowAcc] = {}
+        self.closed_through = -1  # every window index <= this is closed
+        self.watermark: float | None = None
+        self.late_total = 0
+        self.future_total = 0
+
+    # -- clocks ---------------------------------------------------------------------
+    def _source(self, source: int) -> _SourceClock:
+        src = self.sources.get(source)
+        if src is None:
+            src = self.sources[source] = _SourceClock()
+        return src
+
+    def stream_window(self, source: int) -> WindowAcc | None:
+        """The open window holding the source's clock (for events without a usable time)."""
+        src = self.sources.get(source)
+        clock = src.clock if src and src.clock is not None else None
+        if clock is None:
+            return None
+        return self._acc(max(int(clock // self.width), self.closed_through + 1))
+
+    def _acc(self, index: int) -> WindowAcc:
+        acc = self.open.get(index)
+        if acc is None:
+            acc = self.open[index] = WindowAcc(index, self.width)
+        return acc
+
+    def add(self, source: int, ts: float, contrib: tuple) -> str:
+        """Place one valid, non-duplicate event; returns 'on_time', 'late', 'future' or 'held'."""
+        src = self._source(source)
+        if src.clock is None:
+            src.clock = ts
+        elif ts > src.clock + self.future_tolerance:
+            src.pending.append((ts, contrib))
+            if len(src.pending) < self.jump_confirm:
+                return "held"
+            # a run of jump_confirm events all far ahead: the stream really moved on
+            held, src.pending = src.pending, []
+            src.clock = min(t for t, _ in held)
+            for t, c in held:
+                self._place(src, t, c)
+            return "on_time"
+        if src.pending:
+            self._flush_future(source, src)
+        return self._place(src, ts, contrib)
+
+    def _flush_future(self, source: int, src: _SourceClock) -> None:
+        n = len(src.pending)
+        src.pending = []
+        acc = self.stream_window(source)
+        if acc is not None:
+            acc.future += n
+        self.future_total += n
+
+    def _place(self, src: _SourceClock, ts: float, contrib: tuple) -> str:
+        if ts > src.clock:  # type: ignore[operator]
+            src.clock = ts
+        index = int(ts // self.width)
+        if index <= self.closed_through:
+            self.late_total += 1
+            acc = self._acc(max(int(src.clock // self.width), self.closed_through + 1))  # type: ignore[operator]
+            acc.late += 1
+            return "late"
+        acc = self._acc(index)
+        acc.events += 1
+        _, pub, new_order, reason, fast = contrib
+        vec = acc.pubs.get(pub)
+        if vec is None:
+            vec = acc.pubs[pub] = [0] * SLOTS
+        if new_order:
+            vec[ORDERS] += 1
+        if reason >= 0:
+            vec[reason] += 1
+            vec[TOTAL] += 1
+            if fast:
+                vec[FAST] += 1
+        return "on_time"
+
+    # -- watermark --------------------------------------------------------------------
+    def advance(self) -> list[WindowAcc]:
+        """Recompute the watermark; return the windows it closes, oldest first."""
+        clocks = [s.clock for s in self.sources.values() if s.clock is not None]
+        if not clocks:
+            return []
+        newest = max(clocks)
+        active = [c for c in clocks if c >= newest - self.idle_after]
+        wm = min(active) - self.lateness
+        if self.watermark is not None and wm <= self.watermark:
+            return []
+        self.watermark = wm
+        last_closed = int(wm // self.width) - 1  # windows whose end <= wm
+        return self._close_through(last_closed)
+
+    def _close_through(self, last: int) -> list[WindowAcc]:
+        if last <= self.closed_through:
+            return []
+        first = self.closed_through + 1
+        if self.closed_through < 0 and self.open:
+            first = min(self.open)
+        closed = []
+        # empty windows in between close too (detectors must see silence), but a gap of
+        # more than a day closes only the windows that hold data plus the last one
+        indices = range(first, last + 1)
+        if last - first > 288:
+            indices = sorted({i for i in self.open if i <= last} | {last})
+        for i in indices:
+            acc = self.open.pop(i, None) or WindowAcc(i, self.width)
+            closed.append(acc)
+        self.closed_through = last
+        return closed
+
+    def flush(self) -> list[WindowAcc]:
+        """Close everything (end of a replay): held future events count as future."""
+        for source, src in self.sources.items():
+            if src.pending:
+                self._flush_future(source, src)
+        if not self.open:
+            return []
+        return self._close_through(max(self.open))

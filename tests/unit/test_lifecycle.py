@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from monitor.lifecycle import Lifecycle, Violation, order_footprint_bytes
+from monitor.model import OrderEvent, Reason, Status
+
+T0 = dt.datetime(2026, 11, 11, tzinfo=dt.UTC)
+
+
+def ev(eid, order, status, minutes=0, pub="pub-1", reason=None):
+    return OrderEvent(
+        schema_version=1, event_id=eid, order_id=order, publisher_id=pub, status=status,
+        amount=10.0, commission=1.0, occurred_at=T0 + dt.timedelta(minutes=minutes),
+        reason=reason,
+    )
+
+
+def step(lc, e):
+    return lc.step(e, e.occurred_at.timestamp())
+
+
+def test_redelivered_event_is_a_duplicate_and_changes_nothing():
+    lc = Lifecycle()
+    first = step(lc, ev("e1", "o1", Status.PAID))
+    again = step(lc, ev("e1", "o1", Status.PAID))
+    assert first.new_order and not first.duplicate
+    assert again.duplicate and not again.new_order
+
+
+def test_invalidation_reports_time_since_payment():
+    lc = Lifecycle()
+    step(lc, ev("e1", "o1", Status.CREATED))
+    step(lc, ev("e2", "o1", Status.PAID, minutes=1))
+    s = step(lc, ev("e3", "o1", Status.INVALIDATED, minutes=31, reason=Reason.FRAUD))
+    assert s.counts_invalidation and s.since_paid == 30 * 60
+
+
+def test_backwards_step_after_invalidated_and_publisher_change_are_violations():
+    lc = Lifecycle()
+    step(lc, ev("e1", "o1", Status.CONFIRMED))
+    assert step(lc, ev("e2", "o1", Status.PAID)).violation is Violation.BACKWARDS
+    step(lc, ev("e3", "o2", Status.INVALIDATED, reason=Reason.REFUND))
+    s = step(lc, ev("e4", "o2", Status.SETTLED))
+    assert s.violation is Violation.AFTER_INVALIDATED
+    s = step(lc, ev("e5", "o1", Status.SETTLED, pub="pub-2"))
+    assert s.violation is Violation.PUBLISHER_CHANGED
+
+
+def test_confirmed_may_be_skipped_and_settled_may_be_invalidated():
+    lc = Lifecycle()
+    for e in (ev("a", "o", Status.PAID), ev("b", "o", Status.SETTLED, 5),
+              ev("c", "o", Status.INVALIDATED, 9, reason=Reason.REFUND)):
+        s = step(lc, e)
+        assert s.violation is None
+    assert s.counts_invalidation
+
+
+def test_orders_first_seen_midway_are_not_new_orders():
+    lc = Lifecycle()
+    assert not step(lc, ev("a", "o", Status.CONFIRMED)).new_order
+    assert step(lc, ev("b", "p", Status.CREATED)).new_order
+    assert not step(lc, ev("c", "p", Status.PAID)).new_order
+
+
+def test_orders_leave_after_retention_and_the_footprint_is_bounded():
+    lc = Lifecycle(retention_s=86400)
+    for i in range(5000):
+        step(lc, ev(f"e{i}", f"order-{i:08d}", Status.PAID, minutes=i % 60))
+    per_order = order_footprint_bytes(lc)
+    assert 60 < per_order < 260, per_order  # documented in monitor/lifecycle.py
+    assert lc.evict(T0.timestamp() + 86400 + 3600) == 5000
+    assert len(lc) == 0 and lc.evicted == 5000
+
+
+def test_snapshot_restores_identical_state():
+    lc = Lifecycle()
+    step(lc, ev("e1", "o1", Status.PAID))
+    step(lc, ev("e2", "o1", Status.INVALIDATED, 3, reason=Reason.CANCEL))
+    lc2 = Lifecycle.restore(lc.snapshot())
+    assert lc2.orders == lc.orders
+    assert step(lc2, ev("e2", "o1", Status.INVALIDATED, 3, reason=Reason.CANCEL)).duplicate
