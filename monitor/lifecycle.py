@@ -1,15 +1,18 @@
 """Per-order lifecycle stage: de-duplication, transition checks, time since payment.
 
-State per order is one tuple ``(publisher_id, rank, paid_at, last_seen, event_crcs)``:
+State per order is one tuple ``(publisher_id, rank, rank_at, paid_at, last_seen, event_crcs)``:
 
 - ``publisher_id`` is interned (one string object per publisher, shared by its orders);
-- ``rank`` is the furthest step seen (created 0 .. settled 3, invalidated 4);
+- ``rank`` is the furthest step seen (created 0 .. settled 3, invalidated 4) and ``rank_at``
+  its event time: a step behind it is a violation only if it *happened* later (an earlier
+  step merely *delivered* later, e.g. ``created`` arriving after ``paid``, is ordinary
+  out-of-order delivery and accepted);
 - ``paid_at`` / ``last_seen`` are integer epoch seconds (``-1`` = unknown);
 - ``event_crcs`` holds the CRC-32 of each accepted ``event_id`` of the order (a lifecycle has
   at most a handful of steps, so a tuple beats a set; a collision needs two events of the
   *same order* with equal CRCs, ~1 in 4e9 per pair).
 
-Footprint, measured by ``tests/unit/test_lifecycle.py``: about 180 bytes of state per
+Footprint, measured by ``tests/unit/test_lifecycle.py``: about 285 bytes of state per
 tracked order on CPython 3.11 plus the ``order_id`` key string the dict holds (49 bytes
 + its length). Orders leave after ``retention_s`` of event time without a step (default
 45 days, longer than a refund or a settlement takes).
@@ -73,35 +76,39 @@ class Lifecycle:
         if state is None:
             pub = self._pubs.setdefault(ev.publisher_id, ev.publisher_id)
             paid = t if rank == 1 else -1
-            self.orders[ev.order_id] = (pub, rank, paid, t, (crc,))
+            self.orders[ev.order_id] = (pub, rank, t, paid, t, (crc,))
             return Step(False, None, rank <= 1, None, rank == _INVALIDATED)
-        pub, old_rank, paid, last, crcs = state
+        pub, old_rank, rank_at, paid, last, crcs = state
         if crc in crcs:
             return _DUP
         crcs = crcs + (crc,) if len(crcs) < 8 else crcs[1:] + (crc,)
         violation: Violation | None = None
         if pub != ev.publisher_id:
             violation = Violation.PUBLISHER_CHANGED
-        elif old_rank == _INVALIDATED:
-            violation = Violation.AFTER_INVALIDATED
-        elif rank < old_rank:
-            violation = Violation.BACKWARDS
+        elif rank < old_rank and t > rank_at:
+            violation = (
+                Violation.AFTER_INVALIDATED if old_rank == _INVALIDATED else Violation.BACKWARDS
+            )
+        elif rank == old_rank == _INVALIDATED:
+            # a second invalidation with a new event_id: an amendment, not a new invalidation
+            self.orders[ev.order_id] = (pub, old_rank, rank_at, paid, max(last, t), crcs)
+            return Step(False, None, False, None, False)
         if violation is not None:
-            self.orders[ev.order_id] = (pub, old_rank, paid, max(last, t), crcs)
+            self.orders[ev.order_id] = (pub, old_rank, rank_at, paid, max(last, t), crcs)
             return Step(False, violation, False, None, False)
-        if rank == 1 and paid < 0:
+        if rank == 1 and (paid < 0 or t < paid):
             paid = t
         since_paid = (ts - paid) if rank == _INVALIDATED and paid >= 0 else None
-        self.orders[ev.order_id] = (pub, max(rank, old_rank), paid, max(last, t), crcs)
-        # a repeated step with a new event_id (e.g. an amended invalidation) is not a new
-        # invalidation: only the first transition into `invalidated` counts.
-        counts = rank == _INVALIDATED and old_rank != _INVALIDATED
+        if rank >= old_rank:
+            old_rank, rank_at = rank, t
+        self.orders[ev.order_id] = (pub, old_rank, rank_at, paid, max(last, t), crcs)
+        counts = rank == _INVALIDATED
         return Step(False, None, False, since_paid, counts)
 
     def evict(self, now_ts: float) -> int:
         """Forget orders with no step for ``retention_s`` of event time; returns how many."""
         horizon = now_ts - self.retention_s
-        stale = [k for k, v in self.orders.items() if v[3] < horizon]
+        stale = [k for k, v in self.orders.items() if v[4] < horizon]
         for k in stale:
             del self.orders[k]
         self.evicted += len(stale)
@@ -114,16 +121,16 @@ class Lifecycle:
         return {
             "retention_s": self.retention_s,
             "evicted": self.evicted,
-            "orders": [[k, *v[:4], list(v[4])] for k, v in self.orders.items()],
+            "orders": [[k, *v[:5], list(v[5])] for k, v in self.orders.items()],
         }
 
     @classmethod
     def restore(cls, snap: dict) -> Lifecycle:
         lc = cls(snap["retention_s"])
         lc.evicted = snap["evicted"]
-        for k, pub, rank, paid, last, crcs in snap["orders"]:
+        for k, pub, rank, rank_at, paid, last, crcs in snap["orders"]:
             pub = lc._pubs.setdefault(pub, pub)
-            lc.orders[k] = (pub, rank, paid, last, tuple(crcs))
+            lc.orders[k] = (pub, rank, rank_at, paid, last, tuple(crcs))
         return lc
 
 
@@ -135,6 +142,6 @@ def order_footprint_bytes(lc: Lifecycle) -> float:
     sample = list(lc.orders.values())[:1000]
     per = 0
     for v in sample:
-        per += sys.getsizeof(v) + sys.getsizeof(v[4]) + sum(sys.getsizeof(c) for c in v[4])
-        per += sum(sys.getsizeof(x) for x in v[1:4] if not (-5 <= x <= 256))
+        per += sys.getsizeof(v) + sys.getsizeof(v[5]) + sum(sys.getsizeof(c) for c in v[5])
+        per += sum(sys.getsizeof(x) for x in v[1:5] if not (-5 <= x <= 256))
     return total + per / len(sample)

@@ -96,7 +96,8 @@ class Monitor:
             reason = REASON_INDEX[ev.reason]  # type: ignore[union-attr,index]
             self.invalidations[ev.reason] += 1  # type: ignore[union-attr,index]
             fast = step.since_paid is not None and step.since_paid <= self._fast
-        self.windows.add(source, ts, (0, ev.publisher_id, step.new_order, reason, fast))  # type: ignore[union-attr]
+        buyer = ev.parent_order_id or ev.order_id  # type: ignore[union-attr]
+        self.windows.add(source, ts, (buyer, ev.publisher_id, step.new_order, reason, fast))  # type: ignore[union-attr]
         acc = self.windows.stream_window(source)
         if acc is not None:
             acc.arrivals += 1
@@ -139,19 +140,18 @@ class Monitor:
         scored: list[tuple[Any, list[Finding]]] = []
         for det in (*self.quality, self.volume, self.publisher, self.platform):
             scored.append((det, det.score(ctx)))
+        findings = self._explain(ctx, [f for _, found in scored for f in found])
         for det, found in scored:
             det.learn(ctx, found)
         if acc.index % 288 == 0:
             self.lifecycle.evict(detected_at)
         if not warm:
             return
-        findings = [f for _, found in scored for f in found]
-        findings = self._explain(findings)
         for alert in self.book.update(acc.start, acc.end, detected_at, findings):
             self.alert_counts[(alert.kind, alert.status)] += 1
             self.alerts.append(alert)
 
-    def _explain(self, findings: list[Finding]) -> list[Finding]:
+    def _explain(self, ctx: WindowContext, findings: list[Finding]) -> list[Finding]:
         """Publisher findings a platform-wide finding explains are listed in it, not raised."""
         stream_wide = [f for f in findings if f.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT)]
         explained: set[str] = set()
@@ -166,12 +166,21 @@ class Monitor:
             return findings
         kept: list[Finding] = []
         affected: list[str] = []
+        spike_channels = {
+            c for f in stream_wide if f.kind is Kind.PLATFORM_SPIKE for c in f.channels
+        } | {
+            c for cur in self.book.open.values() if cur.kind is Kind.PLATFORM_SPIKE
+            for c in cur.last.channels
+        }
         for f in findings:
+            if f.kind is Kind.REASON_SHIFT and f.reason in spike_channels:
+                continue  # the platform spike already says the mix moved
             if f.kind is Kind.PUBLISHER_SPIKE and f.channels and set(f.channels) <= explained:
                 if (f.kind.value, f.scope) not in self.book.open:
                     affected.append(f.scope or "")
                     continue
             kept.append(f)
+        ctx.explained = set(affected)
         for f in stream_wide:
             f.evidence["affected_publishers"] = sorted(affected)[:50]
             f.evidence["affected_publisher_count"] = len(affected)

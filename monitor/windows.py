@@ -19,12 +19,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# per-publisher count vector layout
+# Per-publisher count vector layout. The invalidation channels (reasons, fast, total) count
+# distinct *buyer* orders (``parent_order_id``, else ``order_id``) per reason: a buyer who
+# cancels a four-item cart is one decision, not four, and counting it four times makes
+# ordinary traffic look bursty. ``RAW`` keeps the sub-order count.
 REASON_SLOTS = 6
 FAST = 6
 TOTAL = 7
 ORDERS = 8
-SLOTS = 9
+RAW = 9
+SLOTS = 10
 CHANNELS = 8  # reasons + fast + total: the channels detectors test
 
 
@@ -44,6 +48,7 @@ class WindowAcc:
     future: int = 0
     late: int = 0
     arrivals: int = 0  # every input line/message attributed to this window by stream clock
+    buyers: set = field(default_factory=set)  # (publisher, parent order, reason) counted
 
     @property
     def start(self) -> int:
@@ -60,10 +65,6 @@ class WindowAcc:
             for i in range(SLOTS):
                 tot[i] += v[i]
         return tot
-
-
-class Contribution(tuple):
-    """(window index, publisher, new_order, reason slot or -1, fast) of one valid event."""
 
 
 @dataclass(slots=True)
@@ -117,7 +118,10 @@ class Windows:
         return acc
 
     def add(self, source: int, ts: float, contrib: tuple) -> str:
-        """Place one valid, non-duplicate event; returns 'on_time', 'late', 'future' or 'held'."""
+        """Place one valid, non-duplicate event; returns 'on_time', 'late', 'future' or 'held'.
+
+        ``contrib`` is (buyer order id, publisher, new_order, reason slot or -1, fast).
+        """
         src = self._source(source)
         if src.clock is None:
             src.clock = ts
@@ -154,17 +158,21 @@ class Windows:
             return "late"
         acc = self._acc(index)
         acc.events += 1
-        _, pub, new_order, reason, fast = contrib
+        buyer, pub, new_order, reason, fast = contrib
         vec = acc.pubs.get(pub)
         if vec is None:
             vec = acc.pubs[pub] = [0] * SLOTS
         if new_order:
             vec[ORDERS] += 1
         if reason >= 0:
-            vec[reason] += 1
-            vec[TOTAL] += 1
-            if fast:
-                vec[FAST] += 1
+            vec[RAW] += 1
+            key = (pub, buyer, reason)
+            if key not in acc.buyers:
+                acc.buyers.add(key)
+                vec[reason] += 1
+                vec[TOTAL] += 1
+                if fast:
+                    vec[FAST] += 1
         return "on_time"
 
     # -- watermark --------------------------------------------------------------------
@@ -196,6 +204,7 @@ class Windows:
             indices = sorted({i for i in self.open if i <= last} | {last})
         for i in indices:
             acc = self.open.pop(i, None) or WindowAcc(i, self.width)
+            acc.buyers = set()  # only needed while the window is open
             closed.append(acc)
         self.closed_through = last
         return closed

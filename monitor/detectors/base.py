@@ -44,9 +44,11 @@ class WindowContext:
     warm: bool  # past the monitor's warm-up
     season: float = 1.0  # platform invalidation seasonal index for this window (mean 1)
     season_short: float = 1.0  # short exponentially weighted sum of the index
+    volume_factor: float = 1.0  # platform orders vs their seasonal forecast (>= 1)
     order_ratio: tuple[float, ...] = ()  # platform invalidations per order, per channel
     publisher_tests: int = 0  # publishers tested this window (false-alarm control)
     publisher_results: dict[str, Any] = field(default_factory=dict)
+    explained: set[str] = field(default_factory=set)  # publishers a platform finding covers
 
 
 class Detector(Protocol):

@@ -34,7 +34,7 @@ class PlatformParams:
     period_windows: int = 288  # one day of 5-min windows
     halflife_windows: float = 288.0  # reason mix and per-order ratios
     short_halflife_windows: float = 3.0
-    volume_halflife_windows: float = 6.0
+    volume_halflife_windows: float = 12.0  # promotions: orders over the last ~hour
     dispersion: float = 30.0  # negative binomial size of platform totals
     spike_score: float = 6.0
     spike_min_ratio: float = 1.4
@@ -46,6 +46,7 @@ class PlatformParams:
     shift_score: float = 8.0
     shift_min_tvd: float = 0.15
     shift_min_invalidations: int = 30
+    shift_max_total_ratio: float = 1.3  # above this raw total ratio a mix change is no shift
     prior_mix: tuple[float, ...] = (0.55, 0.3, 0.04, 0.03, 0.005, 0.075)
 
 
@@ -81,6 +82,7 @@ class PlatformBaseline:
         ctx.season = min(max(season, 0.05), 20.0)
         ctx.season_short = self.season_short * self.gs + ctx.season
         self.expected_total = max(self.forecast_norm, 0.0) * self.vf
+        ctx.volume_factor = self.vf
         orders = self.sums[CHANNELS]
         prior = [*p.prior_mix, 0.3, 1.0]  # reasons, fast, total (per total invalidation)
         per_order_total = (self.sums[TOTAL] + 10.0) / (orders + 100.0)
@@ -194,7 +196,10 @@ class PlatformSpike:
         if firing or sustain:
             findings.append(self._spike(ctx, x, e, s, ratio, mix, dom, spread_total, firing))
             return findings
-        shift = self._shift(ctx, mix)
+        # a mix that shifts while the raw total rises is a promotion (more fast cancels) or
+        # a spike, not a relabelling: reason_shift is for totals that stay put
+        raw_ratio = x / base.forecast_norm if base.forecast_norm > 0 else 1.0
+        shift = self._shift(ctx, mix) if raw_ratio < p.shift_max_total_ratio else None
         if shift is not None:
             findings.append(shift)
         return findings

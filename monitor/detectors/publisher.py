@@ -68,9 +68,10 @@ class PublisherParams:
     sustain_score: float = 2.5  # keeps a firing alert open (hysteresis)
     cusum_allowance: float = 0.75  # standard deviations of slack per window
     cusum_threshold: float = 14.0
-    cusum_min_excess: float = 15.0
+    cusum_min_excess: float = 10.0
     cusum_min_ratio: float = 1.6
     cusum_z_cap: float = 4.0
+    cusum_min_age_windows: float = 72.0  # CUSUM needs 6 h of the publisher's own history
     forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
 
 
@@ -86,6 +87,11 @@ class PublisherSpike:
         self.epoch = 0  # window index the scaled sums are relative to
         self.state: dict[str, array] = {}
         self.evicted = 0
+        # platform order volume, short and long, so the volume factor is relative to the
+        # platform's own daily rhythm (the seasonal index already covers that)
+        self.plat_os = 0.0
+        self.plat_o = 0.0
+        self.plat_windows = 0
 
     # -- helpers ------------------------------------------------------------------
     def _factors(self, w: int) -> tuple[float, float, float]:
@@ -112,6 +118,7 @@ class PublisherSpike:
         p = self.p
         w = ctx.acc.index
         f_long, f_short, f_vol = self._factors(w)
+        self._plat_ratio = self._platform_volume_ratio(ctx)
         tests = max(1, ctx.publisher_tests) * CHANNELS * 2
         thr = bonferroni_threshold(p.family_alpha, tests)
         results: dict[str, Any] = {}
@@ -132,13 +139,26 @@ class PublisherSpike:
         ctx.publisher_results = results
         return findings
 
+    def _platform_volume_ratio(self, ctx: WindowContext) -> float:
+        """Platform orders over the last ~hour relative to its long-run rate."""
+        w = self.plat_windows
+        if w < 12:
+            return 1.0
+        ns = (1.0 - self.gv ** (w + 1)) / (1.0 - self.gv)
+        n = (1.0 - self.g**w) / (1.0 - self.g)
+        short = self.plat_os * self.gv + ctx.platform[ORDERS]
+        return max(0.2, (short / ns) / max(self.plat_o / n, 1e-9))
+
     def _test(self, pub, st, vec, w, ctx, thr, f_long, f_short, f_vol) -> dict[str, Any]:
         p = self.p
         n, orate, lam = self._rates(st, w, f_long, ctx)
         age = w - st[_BIRTH]
         os_now = st[_OS] * f_vol * self.gv + vec[ORDERS]
         ns_now = (1.0 - self.gv ** (age + 1)) / (1.0 - self.gv)
-        vf = max(1.0, (os_now + p.volume_prior_orders) / (orate * ns_now + p.volume_prior_orders))
+        own = (os_now + p.volume_prior_orders) / (orate * ns_now + p.volume_prior_orders)
+        # platform-wide surge (vs its seasonal forecast) times this publisher's own surge
+        # relative to the platform's rhythm: promotions, big or small, raise expectations
+        vf = ctx.volume_factor * max(1.0, own / self._plat_ratio)
         short_exposure = min(ctx.season_short, (1.0 - self.gs ** (age + 1)) / (1.0 - self.gs))
         best: tuple | None = None  # (score, test, channel, observed, expected)
         sustain = False
@@ -175,7 +195,8 @@ class PublisherSpike:
         else:
             cus_exc = cus_exp = cus_run = 0.0
         cus_fire = (
-            cus >= p.cusum_threshold
+            n >= p.cusum_min_age_windows
+            and cus >= p.cusum_threshold
             and cus_exc >= p.cusum_min_excess
             and (cus_exc + cus_exp) >= p.cusum_min_ratio * cus_exp
         )
@@ -255,9 +276,8 @@ class PublisherSpike:
             "reason_mix": reasons,
             "cusum": round(cus, 2),
         }
-        channels = tuple(
-            CHANNEL_NAMES[i] for i in range(6) if vec[i] - expected[i] >= max(2.0, expected[i])
-        ) or ((channel,) if channel in CHANNEL_NAMES[:6] else ())
+        # the reason carrying the excess: what a platform-wide finding must cover to explain it
+        channels = {channel if channel in CHANNEL_NAMES[:6] else reason} - {None}
         return Finding(
             kind=Kind.PUBLISHER_SPIKE,
             scope=pub,
@@ -268,7 +288,7 @@ class PublisherSpike:
             summary=summary,
             reason=reason,
             evidence=evidence,
-            channels=channels,
+            channels=tuple(sorted(channels)),
         )
 
     def _new_state(self, w: int) -> array:
@@ -285,19 +305,25 @@ class PublisherSpike:
         k = w - self.epoch
         sc_long, sc_short, sc_vol = self.g**-k, self.gs**-k, self.gv**-k
         results = ctx.publisher_results
+        self.plat_os = self.plat_os * self.gv + ctx.platform[ORDERS]
+        self.plat_o = self.plat_o * self.g + ctx.platform[ORDERS]
+        self.plat_windows += 1
         for pub, vec in ctx.acc.pubs.items():
             st = self.state.get(pub)
             if st is None:
                 st = self.state[pub] = self._new_state(w)
             res = results.get(pub)
+            protect = res is not None and res["anomalous"]
+            explained = pub in ctx.explained
             for c in range(CHANNELS):
                 x = vec[c]
                 if x:
-                    st[_X + c] += x * sc_short
-                    if res is not None and res["anomalous"]:
-                        # protect the baseline: learn at most what was expected
-                        x = min(x, res["expected"][c])
-                    st[_A + c] += x * sc_long
+                    capped = min(x, res["expected"][c]) if protect else x
+                    # a platform-wide cause keeps its counts out of the short-term memory
+                    # too, or the publisher would alert on it once the platform alert ends
+                    st[_X + c] += (capped if explained else x) * sc_short
+                    # protect the baseline: learn at most what was expected
+                    st[_A + c] += capped * sc_long
             o = vec[ORDERS]
             if o:
                 st[_O] += o * sc_long
@@ -332,10 +358,12 @@ class PublisherSpike:
         return {
             "epoch": self.epoch,
             "evicted": self.evicted,
+            "platform_orders": [self.plat_os, self.plat_o, self.plat_windows],
             "state": {pub: st.tolist() for pub, st in self.state.items()},
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.epoch = snap["epoch"]
         self.evicted = snap["evicted"]
+        self.plat_os, self.plat_o, self.plat_windows = snap["platform_orders"]
         self.state = {pub: array("d", v) for pub, v in snap["state"].items()}

@@ -32,9 +32,9 @@ class RateParams:
 
 
 DEFAULT_RATES: dict[Kind, RateParams] = {
-    Kind.MALFORMED_EVENTS: RateParams(min_rate=0.005, background=1e-4),
+    Kind.MALFORMED_EVENTS: RateParams(min_rate=0.005, min_count=5, background=1e-4),
     Kind.DUPLICATE_EVENTS: RateParams(min_rate=0.03, background=3e-3),
-    Kind.LIFECYCLE_VIOLATION: RateParams(min_rate=0.005, background=1e-4),
+    Kind.LIFECYCLE_VIOLATION: RateParams(min_rate=0.005, min_count=5, background=1e-4),
     Kind.CLOCK_SKEW: RateParams(min_rate=0.01, background=1e-4),
 }
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from monitor.windows import ORDERS, TOTAL, Windows
+import itertools
+
+from monitor.windows import ORDERS, RAW, TOTAL, Windows
 
 W = 300
+_buyers = itertools.count()
 
 
-def contrib(pub="p", reason=-1, new_order=False):
-    return (0, pub, new_order, reason, False)
+def contrib(pub="p", reason=-1, new_order=False, buyer=None):
+    return (buyer if buyer is not None else next(_buyers), pub, new_order, reason, False)
 
 
 def test_window_closes_only_when_watermark_passes_its_end():
@@ -69,3 +72,13 @@ def test_orders_and_invalidations_land_in_their_event_time_window():
     win.add(0, 3 * W, contrib())
     closed = win.advance()
     assert closed[0].pubs["p"][ORDERS] == 1 and closed[1].pubs["p"][2] == 1
+
+
+def test_sub_orders_of_one_buyer_order_count_once_per_reason():
+    win = Windows(width_s=W, lateness_s=0)
+    for _ in range(4):  # a four-item cart cancelled at once
+        win.add(0, 10.0, contrib(reason=1, buyer="parent-1"))
+    win.add(0, 11.0, contrib(reason=1, buyer="parent-2"))
+    win.add(0, 3 * W, contrib())
+    vec = win.advance()[0].pubs["p"]
+    assert vec[1] == 2 and vec[TOTAL] == 2 and vec[RAW] == 5
