@@ -54,6 +54,9 @@ class Step(NamedTuple):
 
 
 _DUP = Step(True, None, False, None, False)
+_AMEND = Step(False, None, False, None, False)
+# first sightings, by rank: created/paid are new orders, invalidated counts
+_FIRST = tuple(Step(False, None, r <= 1, None, r == 4) for r in range(5))
 
 
 class Lifecycle:
@@ -77,7 +80,7 @@ class Lifecycle:
             pub = self._pubs.setdefault(ev.publisher_id, ev.publisher_id)
             paid = t if rank == 1 else -1
             self.orders[ev.order_id] = (pub, rank, t, paid, t, (crc,))
-            return Step(False, None, rank <= 1, None, rank == _INVALIDATED)
+            return _FIRST[rank]
         pub, old_rank, rank_at, paid, last, crcs = state
         if crc in crcs:
             return _DUP
@@ -92,18 +95,18 @@ class Lifecycle:
         elif rank == old_rank == _INVALIDATED:
             # a second invalidation with a new event_id: an amendment, not a new invalidation
             self.orders[ev.order_id] = (pub, old_rank, rank_at, paid, max(last, t), crcs)
-            return Step(False, None, False, None, False)
+            return _AMEND
         if violation is not None:
             self.orders[ev.order_id] = (pub, old_rank, rank_at, paid, max(last, t), crcs)
             return Step(False, violation, False, None, False)
         if rank == 1 and (paid < 0 or t < paid):
             paid = t
-        since_paid = (ts - paid) if rank == _INVALIDATED and paid >= 0 else None
         if rank >= old_rank:
             old_rank, rank_at = rank, t
         self.orders[ev.order_id] = (pub, old_rank, rank_at, paid, max(last, t), crcs)
-        counts = rank == _INVALIDATED
-        return Step(False, None, False, since_paid, counts)
+        if rank != _INVALIDATED:
+            return _AMEND
+        return Step(False, None, False, (ts - paid) if paid >= 0 else None, True)
 
     def evict(self, now_ts: float) -> int:
         """Forget orders with no step for ``retention_s`` of event time; returns how many."""

@@ -9,6 +9,8 @@ driver to take. No clock, no I/O: replay and the stream driver run this same obj
 from __future__ import annotations
 
 from collections import Counter
+
+import msgspec
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +23,7 @@ from monitor.detectors.quality import DEFAULT_RATES, RateDetector, RateParams, V
     VolumeParams
 from monitor.lifecycle import Lifecycle
 from monitor.model import REASON_INDEX, Alert, Kind, Rejection
-from monitor.windows import WindowAcc, Windows
+from monitor.windows import WindowAcc, Windows, windows_restore, windows_snapshot
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,9 @@ class Monitor:
             self.invalidations[ev.reason] += 1  # type: ignore[union-attr,index]
             fast = step.since_paid is not None and step.since_paid <= self._fast
         buyer = ev.parent_order_id or ev.order_id  # type: ignore[union-attr]
-        self.windows.add(source, ts, (buyer, ev.publisher_id, step.new_order, reason, fast))  # type: ignore[union-attr]
-        acc = self.windows.stream_window(source)
+        windows = self.windows
+        windows.add(source, ts, (buyer, ev.publisher_id, step.new_order, reason, fast))  # type: ignore[union-attr]
+        acc = windows.stream_window(source)
         if acc is not None:
             acc.arrivals += 1
             if self._early_rejects:
@@ -111,9 +114,9 @@ class Monitor:
                 acc.violations_by_type[step.violation] = (
                     acc.violations_by_type.get(step.violation, 0) + 1
                 )
-        clock = self.windows.sources[source].clock
+        clock = windows.sources[source].clock
         if clock is not None and clock >= self._next_close:
-            self._close(self.windows.advance())
+            self._close(windows.advance())
         return None
 
     def flush(self) -> None:
@@ -185,3 +188,54 @@ class Monitor:
             f.evidence["affected_publishers"] = sorted(affected)[:50]
             f.evidence["affected_publisher_count"] = len(affected)
         return kept
+
+    # -- state ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain data (msgpack/JSON-able): restore() continues exactly."""
+        return {
+            "version": 1,
+            "windows": windows_snapshot(self.windows),
+            "lifecycle": self.lifecycle.snapshot(),
+            "publisher": self.publisher.snapshot(),
+            "platform": self.platform.snapshot(),
+            "quality": {d.name: d.snapshot() for d in self.quality},
+            "volume": self.volume.snapshot(),
+            "book": self.book.snapshot(),
+            "counters": {
+                "accepted": self.accepted,
+                "rejected": dict(self.rejected),
+                "duplicates": self.duplicates,
+                "violations": dict(self.violations),
+                "invalidations": dict(self.invalidations),
+                "alert_counts": [[k, s, n] for (k, s), n in self.alert_counts.items()],
+                "windows_closed": self.windows_closed,
+                "early_rejects": self._early_rejects,
+                "next_close": self._next_close if self._next_close != float("-inf") else None,
+            },
+            "alerts": [msgspec.to_builtins(a) for a in self.alerts],
+        }
+
+    @classmethod
+    def restore(cls, snap: dict[str, Any], params: MonitorParams | None = None) -> Monitor:
+        mon = cls(params)
+        windows_restore(mon.windows, snap["windows"])
+        mon.lifecycle = Lifecycle.restore(snap["lifecycle"])
+        mon.publisher.restore(snap["publisher"])
+        mon.platform.restore(snap["platform"])
+        for d in mon.quality:
+            d.restore(snap["quality"][d.name])
+        mon.volume.restore(snap["volume"])
+        mon.book.restore(snap["book"])
+        c = snap["counters"]
+        mon.accepted = c["accepted"]
+        mon.rejected = Counter(c["rejected"])
+        mon.duplicates = c["duplicates"]
+        mon.violations = Counter(c["violations"])
+        mon.invalidations = Counter(c["invalidations"])
+        mon.alert_counts = Counter({(k, s): n for k, s, n in c["alert_counts"]})
+        mon.windows_closed = c["windows_closed"]
+        mon._early_rejects = c["early_rejects"]
+        nc = c["next_close"]
+        mon._next_close = float("-inf") if nc is None else nc
+        mon.alerts = [msgspec.convert(a, Alert) for a in snap["alerts"]]
+        return mon

@@ -71,6 +71,8 @@ class WindowAcc:
 class _SourceClock:
     clock: float | None = None
     pending: list = field(default_factory=list)
+    acc_index: int = -1  # cache: the open window holding this source's clock
+    acc: WindowAcc | None = None
 
 
 class Windows:
@@ -106,10 +108,15 @@ class Windows:
     def stream_window(self, source: int) -> WindowAcc | None:
         """The open window holding the source's clock (for events without a usable time)."""
         src = self.sources.get(source)
-        clock = src.clock if src and src.clock is not None else None
-        if clock is None:
+        if src is None or src.clock is None:
             return None
-        return self._acc(max(int(clock // self.width), self.closed_through + 1))
+        index = int(src.clock // self.width)
+        if index <= self.closed_through:
+            index = self.closed_through + 1
+        if index != src.acc_index:  # closed windows never reopen, so the cache stays valid
+            src.acc_index = index
+            src.acc = self._acc(index)
+        return src.acc
 
     def _acc(self, index: int) -> WindowAcc:
         acc = self.open.get(index)
@@ -210,10 +217,64 @@ class Windows:
         return closed
 
     def flush(self) -> list[WindowAcc]:
-        """Close everything (end of a replay): held future events count as future."""
+        """End of input: close every window the stream has fully passed in event time.
+
+        Held future events count as future. The window holding the newest event is still
+        being filled when the input ends, so it is dropped rather than judged on a part of
+        its traffic (a replay must not end with a false volume drop).
+        """
         for source, src in self.sources.items():
             if src.pending:
                 self._flush_future(source, src)
-        if not self.open:
+        clocks = [s.clock for s in self.sources.values() if s.clock is not None]
+        if not clocks or not self.open:
             return []
-        return self._close_through(max(self.open))
+        last_complete = int(max(clocks) // self.width) - 1
+        closed = self._close_through(last_complete)
+        self.open.clear()
+        return closed
+
+
+def _acc_snapshot(acc: WindowAcc) -> dict:
+    return {
+        "index": acc.index, "pubs": acc.pubs, "events": acc.events, "rejected": acc.rejected,
+        "rejected_by_code": acc.rejected_by_code, "duplicates": acc.duplicates,
+        "violations": acc.violations, "violations_by_type": acc.violations_by_type,
+        "future": acc.future, "late": acc.late, "arrivals": acc.arrivals,
+        "buyers": [list(k) for k in acc.buyers],
+    }
+
+
+def _acc_restore(d: dict, width: int) -> WindowAcc:
+    acc = WindowAcc(d["index"], width)
+    acc.pubs = {k: list(v) for k, v in d["pubs"].items()}
+    for name in ("events", "rejected", "duplicates", "violations", "future", "late", "arrivals"):
+        setattr(acc, name, d[name])
+    acc.rejected_by_code = dict(d["rejected_by_code"])
+    acc.violations_by_type = dict(d["violations_by_type"])
+    acc.buyers = {tuple(k) for k in d["buyers"]}
+    return acc
+
+
+def windows_snapshot(w: Windows) -> dict:
+    return {
+        "sources": {str(k): [s.clock, [[t, list(c)] for t, c in s.pending]]
+                    for k, s in w.sources.items()},
+        "open": [_acc_snapshot(a) for a in w.open.values()],
+        "closed_through": w.closed_through,
+        "watermark": w.watermark,
+        "late_total": w.late_total,
+        "future_total": w.future_total,
+    }
+
+
+def windows_restore(w: Windows, d: dict) -> None:
+    w.sources = {
+        int(k): _SourceClock(clock, [(t, tuple(c)) for t, c in pending])
+        for k, (clock, pending) in d["sources"].items()
+    }
+    w.open = {a["index"]: _acc_restore(a, w.width) for a in d["open"]}
+    w.closed_through = d["closed_through"]
+    w.watermark = d["watermark"]
+    w.late_total = d["late_total"]
+    w.future_total = d["future_total"]

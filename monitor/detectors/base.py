@@ -68,3 +68,33 @@ def severity_for(score: float, threshold: float, excess_ratio: float) -> Severit
     if score >= 2 * threshold and excess_ratio >= 4:
         return Severity.CRITICAL
     return Severity.WARNING
+
+
+class GuardedSeries:
+    """A seasonal series that does not learn flagged points, for a bounded time.
+
+    The caller knows better than the series when a point is an incident (a broad spike, a
+    promotion's surge): while flagged, the series learns its own forecast instead, so the
+    incident does not become the baseline; after ``accept_after`` flagged windows in a row
+    the shift is accepted as the new normal.
+    """
+
+    def __init__(self, series: Any, accept_after: int = 72) -> None:
+        self.series = series
+        self.accept_after = accept_after
+        self.flagged_run = 0
+
+    def learn(self, x: float, flagged: bool) -> None:
+        if flagged and self.flagged_run < self.accept_after and self.series.warm:
+            self.flagged_run += 1
+            self.series.learn_one(self.series.score_one(x).expected, anomalous=False)
+            return
+        self.flagged_run = self.flagged_run + 1 if flagged else 0
+        self.series.learn_one(x, anomalous=False if flagged else None)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"series": self.series.snapshot(), "flagged_run": self.flagged_run}
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.series = type(self.series).restore(snap["series"])
+        self.flagged_run = snap["flagged_run"]

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.detectors.base import Finding, WindowContext
+from monitor.detectors.base import Finding, GuardedSeries, WindowContext
 from monitor.detectors.publisher import CHANNEL_NAMES
 from monitor.model import REASONS, Kind, Severity
 from monitor.series import SeasonalDetector
@@ -56,7 +56,7 @@ class PlatformBaseline:
         self.g = 2.0 ** (-1.0 / p.halflife_windows)
         self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
-        self.inv = SeasonalDetector(p.period_windows, counts=True)
+        self.inv_guard = GuardedSeries(SeasonalDetector(p.period_windows, counts=True))
         self.orders = SeasonalDetector(p.period_windows, counts=True)
         self.sums = [0.0] * (CHANNELS + 1)  # decayed channel sums, then orders
         self.windows = 0.0  # decayed window count
@@ -67,6 +67,10 @@ class PlatformBaseline:
         self.vf = 1.0
         self.expected_total = 0.0
         self.forecast_norm = 0.0
+
+    @property
+    def inv(self) -> SeasonalDetector:
+        return self.inv_guard.series
 
     def prepare(self, ctx: WindowContext) -> None:
         p = self.p
@@ -106,7 +110,7 @@ class PlatformBaseline:
         o_fc = self.orders.score_one(po).expected if self.orders.warm else po
         self.orders_short_expected = self.orders_short_expected * self.gv + max(o_fc, 0.0)
         self.orders.learn_one(po)
-        self.inv.learn_one(plat[TOTAL] / self.vf, anomalous=spike or None)
+        self.inv_guard.learn(plat[TOTAL] / self.vf, spike)
         self.season_short = ctx.season_short
         g = self.g
         self.windows = self.windows * g + 1.0
@@ -120,7 +124,7 @@ class PlatformBaseline:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "inv": self.inv.snapshot(),
+            "inv": self.inv_guard.snapshot(),
             "orders": self.orders.snapshot(),
             "sums": self.sums,
             "windows": self.windows,
@@ -130,7 +134,7 @@ class PlatformBaseline:
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.inv = SeasonalDetector.restore(snap["inv"])
+        self.inv_guard.restore(snap["inv"])
         self.orders = SeasonalDetector.restore(snap["orders"])
         self.sums = list(snap["sums"])
         self.windows = snap["windows"]

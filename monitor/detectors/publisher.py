@@ -214,7 +214,9 @@ class PublisherSpike:
             "vf": vf,
             "cusum": (cus, cus_exc, cus_exp, cus_run),
             "finding": finding,
-            "anomalous": finding is not None,
+            # only a firing finding is kept out of the baseline; sustain-level noise is
+            # ordinary variation the baseline must learn, or it drifts low
+            "anomalous": finding is not None and finding.firing,
         }
 
     def _finding(self, pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp, cus_run,
@@ -318,7 +320,11 @@ class PublisherSpike:
             for c in range(CHANNELS):
                 x = vec[c]
                 if x:
-                    capped = min(x, res["expected"][c]) if protect else x
+                    if protect:  # learn at most a high-normal count
+                        e = res["expected"][c]
+                        capped = min(x, e + 2.0 * math.sqrt(e) + 1.0)
+                    else:
+                        capped = x
                     # a platform-wide cause keeps its counts out of the short-term memory
                     # too, or the publisher would alert on it once the platform alert ends
                     st[_X + c] += (capped if explained else x) * sc_short

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from monitor.detectors.base import Finding, WindowContext
+from monitor.detectors.base import Finding, GuardedSeries, WindowContext
 from monitor.model import Kind, Severity
 from monitor.series import SeasonalDetector
 from monitor.stats import nb_upper_score, poisson_lower_score
@@ -127,7 +127,11 @@ class VolumeDrop:
 
     def __init__(self, params: VolumeParams | None = None) -> None:
         self.p = params or VolumeParams()
-        self.series = SeasonalDetector(self.p.period_windows, counts=True)
+        self.guard = GuardedSeries(SeasonalDetector(self.p.period_windows, counts=True))
+
+    @property
+    def series(self) -> SeasonalDetector:
+        return self.guard.series
 
     def score(self, ctx: WindowContext) -> list[Finding]:
         p = self.p
@@ -162,10 +166,15 @@ class VolumeDrop:
         return [Finding(Kind.VOLUME_DROP, None, firing, True, s, severity, summary, None, evidence)]
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
-        self.series.learn_one(ctx.acc.events, anomalous=bool(findings) or None)
+        x = ctx.acc.events
+        sc = self.series.score_one(x) if self.series.warm else None
+        # neither a drop nor a surge (a promotion) may become the expected volume, or the
+        # end of a promotion would look like events going missing
+        surge = sc is not None and sc.direction > 0
+        self.guard.learn(x, bool(findings) or surge)
 
     def snapshot(self) -> dict[str, Any]:
-        return {"series": self.series.snapshot()}
+        return self.guard.snapshot()
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.series = SeasonalDetector.restore(snap["series"])
+        self.guard.restore(snap)
