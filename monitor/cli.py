@@ -82,6 +82,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_offline_demo(args.seed, args.publishers, args.days)
 
 
+def cmd_produce(args: argparse.Namespace) -> int:
+    from streams.cli_produce import main_produce
+
+    return main_produce(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ordermon", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -114,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect-series", help="score a CSV timestamp,value series (causal)")
     p.add_argument("series", help="CSV file or - for stdin")
     p.set_defaults(func=cmd_detect_series)
+
+    p = sub.add_parser("produce", help="load a JSONL file of events into a Kafka topic")
+    p.add_argument("events", help="JSONL events: a file, a .gz file, or - for stdin")
+    p.add_argument("--broker", required=True, help="kafka://host:port or host:port")
+    p.add_argument("--topic", default="orders")
+    p.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
+    p.add_argument("--partitions", type=int, help="create the topic with this many partitions")
+    p.add_argument("--connect-timeout", type=float, default=15.0)
+    p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("config", help="configuration")
     csub = p.add_subparsers(dest="config_command", required=True)

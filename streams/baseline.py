@@ -1,0 +1,226 @@
+"""The bare-faust baseline: one agent that only decodes and counts per publisher.
+
+``ordermon bench`` compares a stream worker against this, on the same broker in the same
+run. ``run_baseline`` starts a faust worker in a subprocess (own process group, SIGKILL if
+the parent dies) over a pre-filled topic; the agent decodes every value with the contract
+decoder (``monitor.decode.decode``), counts per publisher in a dict, and after ``count``
+messages writes its result and SIGTERMs its own worker, which shuts down cleanly. The
+parent waits with a deadline and kills the group if it passes: termination is
+deterministic either way.
+
+Timing: ``events_per_second`` is measured inside the agent, from the first message to the
+``count``-th, so it excludes start-up and the group join (``startup_seconds``).
+
+Faust settings follow ``RUNTIME-NOTES.md`` (session 10 s / heartbeat 1 s / rebalance 10 s:
+a 5 s join instead of 30 s; ``topic_partitions`` = the source's; no web server: the
+``worker`` CLI command forces it on, so the worker is started programmatically;
+``recovery_consistency_check=False`` only for the embedded broker).
+
+``python -m streams.baseline measure [--events 200000]`` reproduces the figure end to end:
+simulate, embedded broker, prefill, baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from streams.broker import EmbeddedBroker, bootstrap_of, set_pdeathsig
+
+
+class BaselineError(RuntimeError):
+    """The baseline worker failed or missed its deadline (it has been stopped)."""
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
+def _worker(a: argparse.Namespace) -> None:
+    """Child process body: the faust app and its single agent."""
+    t_start = time.perf_counter()
+    import faust
+
+    from monitor.decode import decode
+
+    app = faust.App(
+        a.app_id,
+        broker=";".join(f"kafka://{h}" for h in bootstrap_of(a.broker).split(",")),
+        store="memory://",
+        datadir=a.datadir,
+        topic_partitions=a.partitions,
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        broker_rebalance_timeout=10,
+        recovery_consistency_check=not a.embedded,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+    )
+    topic = app.topic(
+        a.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    counts: dict[str, int] = {}
+    seen = {"t_first": 0.0, "cpu_first": 0.0}
+
+    @app.agent(topic)
+    async def count(stream: Any) -> None:
+        n, target = 0, a.count
+        async for value in stream:
+            ev = decode(value)
+            pub = getattr(ev, "publisher_id", "(rejected)")
+            counts[pub] = counts.get(pub, 0) + 1
+            n += 1
+            if n == 1:
+                seen.update(t_first=time.perf_counter(), cpu_first=time.process_time())
+            if n == target:
+                _finish(a.result, n, seen, t_start, counts)
+                os.kill(os.getpid(), signal.SIGTERM)  # the worker stops cleanly
+
+    faust.Worker(app, loglevel="warn", redirect_stdouts=False).execute_from_commandline()
+
+
+def _finish(
+    path: str, n: int, seen: dict[str, float], t_start: float, counts: dict[str, int]
+) -> None:
+    secs = time.perf_counter() - seen["t_first"]
+    cpu = time.process_time() - seen["cpu_first"]
+    res = {
+        "events": n,
+        "seconds": round(secs, 3),
+        "events_per_second": round((n - 1) / secs, 1) if secs > 0 else None,
+        # CPU time of the worker process over the same span: robust to a busy machine.
+        "cpu_seconds": round(cpu, 3),
+        "events_per_cpu_second": round((n - 1) / cpu, 1) if cpu > 0 else None,
+        "startup_seconds": round(seen["t_first"] - t_start, 3),
+        "publishers": len(counts) - ("(rejected)" in counts),
+        "rejected": counts.get("(rejected)", 0),
+    }
+    tmp = Path(path + ".tmp")
+    tmp.write_text(json.dumps(res))
+    tmp.replace(path)  # atomic: the parent never reads half a file
+
+
+def run_baseline(
+    broker: str,
+    topic: str,
+    count: int,
+    partitions: int,
+    *,
+    embedded: bool = True,
+    timeout: float = 300.0,
+    workdir: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Run the baseline worker until it has seen ``count`` messages of ``topic``.
+
+    ``topic`` must already hold at least ``count`` records. Returns the child's result
+    (``events_per_second``, ``seconds``, ``startup_seconds``, ``publishers``, ``rejected``)
+    plus ``wall_seconds``, ``exit_code``, ``pid`` and ``log``. Raises ``BaselineError``
+    (with the log tail) if the worker fails or misses the deadline; either way the worker
+    has been stopped and reaped on return.
+    """
+    work = Path(workdir or tempfile.mkdtemp(prefix="ordermon-baseline-"))
+    work.mkdir(parents=True, exist_ok=True)
+    result, log_path = work / "result.json", work / "worker.log"
+    cmd = [
+        sys.executable, "-m", "streams.baseline", "_worker",
+        "--broker", broker, "--topic", topic, "--count", str(count),
+        "--partitions", str(partitions), "--result", str(result),
+        "--datadir", str(work / "data"), "--app-id", f"ordermon-baseline-{uuid.uuid4().hex[:8]}",
+    ] + (["--embedded"] if embedded else [])  # fmt: skip
+    root = Path(__file__).resolve().parents[1]
+    path = [str(root), os.environ.get("PYTHONPATH", "")]
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
+    t0 = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=set_pdeathsig,
+        )  # fmt: skip
+    try:
+        rc = proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        rc = None
+    finally:
+        _stop_group(proc)
+    wall = time.monotonic() - t0
+    if not result.exists():
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        why = "timed out" if rc is None else f"exited with {rc}"
+        msg = f"baseline worker (pid {proc.pid}) {why} after {wall:.1f}s; log {log_path}:\n{tail}"
+        raise BaselineError(msg, proc.pid)
+    out: dict[str, Any] = json.loads(result.read_text())
+    out.update(wall_seconds=round(wall, 3), exit_code=rc, pid=proc.pid, log=str(log_path))
+    return out
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def measure(events: int = 200_000, seed: int = 7, partitions: int = 4) -> dict[str, Any]:
+    """Simulate ``events`` events, prefill an embedded broker, run the baseline once."""
+    from monitor.simulate import simulate
+    from streams.produce import produce_file
+    from streams.topics import ensure_topics
+
+    work = Path(tempfile.mkdtemp(prefix="ordermon-measure-"))
+    days = max(0.2, events / 320_000)  # ~320 events per publisher-day with 1000 publishers
+    sim = simulate(seed, work / "sim", publishers=1000, days=days * 1.2)
+    src = work / "events.jsonl"
+    with open(sim["events_path"], "rb") as fin, open(src, "wb") as fout:
+        for i, line in enumerate(fin):
+            if i == events:
+                break
+            fout.write(line)
+    with EmbeddedBroker(log_path=work / "broker.log") as broker:
+        asyncio.run(ensure_topics(broker.bootstrap, {"orders": partitions}))
+        prod = asyncio.run(produce_file(str(src), broker.bootstrap, "orders"))
+        if prod["produced"] < events:
+            raise RuntimeError(f"only {prod['produced']} events produced of {events}")
+        res = run_baseline(broker.url, "orders", events, partitions, workdir=work / "baseline")
+    return {"produce": prod, "baseline": res}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m streams.baseline")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("_worker")
+    for flag in ("--broker", "--topic", "--result", "--datadir", "--app-id"):
+        w.add_argument(flag, required=True)
+    w.add_argument("--count", type=int, required=True)
+    w.add_argument("--partitions", type=int, required=True)
+    w.add_argument("--embedded", action="store_true")
+    m = sub.add_parser("measure")
+    m.add_argument("--events", type=int, default=200_000)
+    m.add_argument("--seed", type=int, default=7)
+    m.add_argument("--partitions", type=int, default=4)
+    a = p.parse_args(argv)
+    if a.cmd == "_worker":
+        _worker(a)
+        return 0
+    print(json.dumps(measure(a.events, a.seed, a.partitions), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The command line end to end, as a user runs it (subprocesses of the installed command)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ORDERMON = [sys.executable, "-m", "monitor.cli"]
+
+
+def run(*args: str, stdin: bytes | None = None, env: dict | None = None):
+    return subprocess.run([*ORDERMON, *args], input=stdin, capture_output=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    res = run("simulate", "--seed", "5", "--out", str(out), "--publishers", "300", "--days", "1.5")
+    assert res.returncode == 0, res.stderr.decode()
+    return out
+
+
+@pytest.fixture(scope="module")
+def replayed(sim, tmp_path_factory):
+    out = tmp_path_factory.mktemp("replay")
+    alerts, rejects = out / "alerts.jsonl", out / "rejects.jsonl"
+    res = run("replay", str(sim / "events.jsonl"), "--out", str(alerts), "--rejects", str(rejects))
+    assert res.returncode == 0, res.stderr.decode()
+    return alerts, rejects, res.stderr.decode()
+
+
+def test_replay_writes_alerts_that_validate_against_the_contract(replayed, alert_validator):
+    alerts, _, _ = replayed
+    records = [json.loads(line) for line in alerts.read_text().splitlines()]
+    assert any(r["status"] == "firing" for r in records)
+    for rec in records:
+        errors = list(alert_validator.iter_errors(rec))
+        assert not errors, (rec, errors)
+    ids = {r["alert_id"] for r in records if r["status"] == "resolved"}
+    assert ids <= {r["alert_id"] for r in records if r["status"] == "firing"}
+
+
+def test_every_rejected_line_is_kept_with_line_number_code_and_message(sim, replayed):
+    _, rejects, summary = replayed
+    lines = (sim / "events.jsonl").read_bytes().splitlines()
+    recs = [json.loads(x) for x in rejects.read_text().splitlines()]
+    assert recs, "the simulated stream contains malformed lines"
+    for r in recs:
+        assert r["code"] and r["message"]
+        original = lines[r["line"] - 1]
+        assert r.get("raw", "").encode() == original or "raw_base64" in r
+    assert f"rejected {len(recs):,}" in summary
+
+
+def test_replay_summary_reports_counts_and_speed(replayed):
+    _, _, summary = replayed
+    assert "lines/s" in summary and "alerts fired" in summary and "invalidations" in summary
+
+
+def test_replay_reads_gzip_and_stdin_with_identical_alerts(sim, replayed, tmp_path):
+    alerts, _, _ = replayed
+    gz = tmp_path / "events.jsonl.gz"
+    gz.write_bytes(gzip.compress((sim / "events.jsonl").read_bytes()))
+    res = run("replay", str(gz), "--quiet")
+    assert res.returncode == 0 and res.stdout == alerts.read_bytes()
+    res = run("replay", "-", "--quiet", stdin=(sim / "events.jsonl").read_bytes())
+    assert res.returncode == 0 and res.stdout == alerts.read_bytes()
+
+
+def test_unreadable_input_exits_non_zero_with_a_clear_message(tmp_path):
+    res = run("replay", str(tmp_path / "missing.jsonl"))
+    assert res.returncode == 2
+    assert b"cannot read" in res.stderr and b"missing.jsonl" in res.stderr
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(b"\x1f\x8b\x08garbage")
+    res = run("replay", str(bad))
+    assert res.returncode == 2 and b"cannot read" in res.stderr
+
+
+def test_evaluate_compares_with_the_static_rule(sim, replayed):
+    alerts, _, _ = replayed
+    res = run("evaluate", "--incidents", str(sim / "incidents.json"), "--alerts", str(alerts),
+              "--json")
+    assert res.returncode == 0, res.stderr.decode()
+    report = json.loads(res.stdout)
+    assert report["overall"]["recall"] is not None
+    assert "static" in report and report["static"]["overall"]["alerts"] > 0
+
+
+def test_config_show_prints_documented_defaults_and_env_overrides():
+    res = run("config", "show", env={"ORDERMON_PUBLISHER_MIN_EXCESS": "9"})
+    text = res.stdout.decode()
+    assert res.returncode == 0
+    assert "[publisher]" in text and "min_excess = 9.0" in text
+    assert "# tumbling window width" in text
+
+
+def test_config_errors_are_reported_not_raised(tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[publisher]\nmin_excess = 'lots'\n")
+    res = run("config", "show", "--config", str(cfg))
+    assert res.returncode == 2 and b"publisher.min_excess" in res.stderr
+    cfg.write_text("[publisher]\nno_such_knob = 1\n")
+    res = run("config", "show", "--config", str(cfg))
+    assert res.returncode == 2 and b"unknown setting publisher.no_such_knob" in res.stderr
+
+
+def test_detect_series_scores_a_csv_causally(tmp_path):
+    rows = ["timestamp,value"] + [f"{1_700_000_000 + 300 * i},{100 + (i % 12)}" for i in range(600)]
+    rows[-5] = f"{1_700_000_000 + 300 * 595},900"  # a spike
+    csv = tmp_path / "s.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    res = run("detect-series", str(csv))
+    assert res.returncode == 0, res.stderr.decode()
+    out = res.stdout.decode().splitlines()
+    assert out[0] == "timestamp,value,anomaly_score"
+    scores = [float(line.split(",")[2]) for line in out[1:]]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores[595] >= 0.5 and max(scores[100:590]) < 0.5
