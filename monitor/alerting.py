@@ -75,14 +75,25 @@ class AlertBook:
                 del self.open[key]
                 out.append(
                     self._record(
-                        cur, cur.last, AlertStatus.RESOLVED, cur.first_start, cur.last_end,
+                        cur,
+                        cur.last,
+                        AlertStatus.RESOLVED,
+                        cur.first_start,
+                        cur.last_end,
                         detected_at,
                     )
                 )
         return out
 
-    def _record(self, cur: OpenAlert, f: Finding, status: AlertStatus, start: float, end: float,
-                detected_at: float) -> Alert:
+    def _record(
+        self,
+        cur: OpenAlert,
+        f: Finding,
+        status: AlertStatus,
+        start: float,
+        end: float,
+        detected_at: float,
+    ) -> Alert:
         evidence: dict[str, Any] = dict(f.evidence)
         summary = f.summary
         if status is AlertStatus.RESOLVED:
@@ -133,18 +144,43 @@ class AlertBook:
         self.open = {}
         for d in snap["open"]:
             f = d["last"]
-            last = Finding(Kind(f["kind"]), f["scope"], f["firing"], f["sustain"], f["score"],
-                           Severity(f["severity"]), f["summary"], f["reason"], f["evidence"],
-                           tuple(f["channels"]))
-            a = OpenAlert(d["alert_id"], Kind(d["kind"]), d["scope"], d["first_start"],
-                          d["last_end"], Severity(d["severity"]), d["peak_score"], last,
-                          d["windows"], d["quiet"])
+            last = Finding(
+                Kind(f["kind"]),
+                f["scope"],
+                f["firing"],
+                f["sustain"],
+                f["score"],
+                Severity(f["severity"]),
+                f["summary"],
+                f["reason"],
+                f["evidence"],
+                tuple(f["channels"]),
+            )
+            a = OpenAlert(
+                d["alert_id"],
+                Kind(d["kind"]),
+                d["scope"],
+                d["first_start"],
+                d["last_end"],
+                Severity(d["severity"]),
+                d["peak_score"],
+                last,
+                d["windows"],
+                d["quiet"],
+            )
             self.open[(a.kind.value, a.scope)] = a
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:
     return {
-        "kind": f.kind.value, "scope": f.scope, "firing": f.firing, "sustain": f.sustain,
-        "score": f.score, "severity": f.severity.value, "summary": f.summary,
-        "reason": f.reason, "evidence": f.evidence, "channels": list(f.channels),
+        "kind": f.kind.value,
+        "scope": f.scope,
+        "firing": f.firing,
+        "sustain": f.sustain,
+        "score": f.score,
+        "severity": f.severity.value,
+        "summary": f.summary,
+        "reason": f.reason,
+        "evidence": f.evidence,
+        "channels": list(f.channels),
     }

@@ -45,8 +45,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from monitor.simulate import simulate
 
-    summary = simulate(args.seed, args.out, publishers=args.publishers, days=args.days,
-                       incidents=not args.no_incidents)
+    summary = simulate(
+        args.seed,
+        args.out,
+        publishers=args.publishers,
+        days=args.days,
+        incidents=not args.no_incidents,
+    )
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
@@ -111,8 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score alerts against labelled incidents")
     p.add_argument("--incidents", required=True)
     p.add_argument("--alerts", required=True)
-    p.add_argument("--events", help="events file for the static baseline rule "
-                   "(default: events.jsonl beside the incidents file)")
+    p.add_argument(
+        "--events",
+        help="events file for the static baseline rule "
+        "(default: events.jsonl beside the incidents file)",
+    )
     p.add_argument("--grace-minutes", type=float, default=30.0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evaluate)

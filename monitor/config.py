@@ -77,17 +77,21 @@ def _apply(obj: Any, values: Mapping[str, Any], where: str) -> Any:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    sections = {"MONITOR": "monitor", "PUBLISHER": "publisher", "PLATFORM": "platform",
-                "VOLUME": "volume"}
+    sections = {
+        "MONITOR": "monitor",
+        "PUBLISHER": "publisher",
+        "PLATFORM": "platform",
+        "VOLUME": "volume",
+    }
     sections |= {f"QUALITY_{k.value.upper()}": f"quality.{k.value}" for k in DEFAULT_RATES}
     out: dict[str, dict[str, str]] = {}
     for var, value in env.items():
         if not var.startswith("ORDERMON_"):
             continue
-        rest = var[len("ORDERMON_"):]
+        rest = var[len("ORDERMON_") :]
         for prefix in sorted(sections, key=len, reverse=True):
             if rest.startswith(prefix + "_"):
-                out.setdefault(sections[prefix], {})[rest[len(prefix) + 1:].lower()] = value
+                out.setdefault(sections[prefix], {})[rest[len(prefix) + 1 :].lower()] = value
                 break
     return out
 
@@ -179,5 +183,12 @@ def render(params: MonitorParams) -> str:
     return "\n".join(out)
 
 
-__all__ = ["ConfigError", "load_params", "render", "RateParams", "PlatformParams",
-           "PublisherParams", "VolumeParams"]
+__all__ = [
+    "ConfigError",
+    "load_params",
+    "render",
+    "RateParams",
+    "PlatformParams",
+    "PublisherParams",
+    "VolumeParams",
+]

@@ -12,7 +12,7 @@ import re
 
 import msgspec
 
-from monitor.model import OrderEvent, Rejection, RejectCode, Status
+from monitor.model import OrderEvent, RejectCode, Rejection, Status
 
 DEFAULT_MAX_BYTES = 64 * 1024
 

@@ -9,18 +9,23 @@ driver to take. No clock, no I/O: replay and the stream driver run this same obj
 from __future__ import annotations
 
 from collections import Counter
-
-import msgspec
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from monitor.alerting import AlertBook
 from monitor.decode import DEFAULT_MAX_BYTES, decode
 from monitor.detectors.base import Finding, WindowContext
 from monitor.detectors.platform import PlatformBaseline, PlatformParams, PlatformSpike
 from monitor.detectors.publisher import PublisherParams, PublisherSpike
-from monitor.detectors.quality import DEFAULT_RATES, RateDetector, RateParams, VolumeDrop, \
-    VolumeParams
+from monitor.detectors.quality import (
+    DEFAULT_RATES,
+    RateDetector,
+    RateParams,
+    VolumeDrop,
+    VolumeParams,
+)
 from monitor.lifecycle import Lifecycle
 from monitor.model import REASON_INDEX, Alert, Kind, Rejection
 from monitor.windows import WindowAcc, Windows, windows_restore, windows_snapshot
@@ -139,6 +144,13 @@ class Monitor:
         warm = self.windows_closed > self.params.warmup_windows
         detected_at = max(self.windows.watermark or acc.end, acc.end)
         ctx = WindowContext(acc, acc.platform(), detected_at, warm, publisher_tests=len(acc.pubs))
+        ctx.quiet_reasons = frozenset(
+            REASON_INDEX[c]
+            for cur in self.book.open.values()
+            if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT)
+            for c in cur.last.channels
+            if c in REASON_INDEX
+        )
         self.baseline.prepare(ctx)
         scored: list[tuple[Any, list[Finding]]] = []
         for det in (*self.quality, self.volume, self.publisher, self.platform):
@@ -178,10 +190,14 @@ class Monitor:
         for f in findings:
             if f.kind is Kind.REASON_SHIFT and f.reason in spike_channels:
                 continue  # the platform spike already says the mix moved
-            if f.kind is Kind.PUBLISHER_SPIKE and f.channels and set(f.channels) <= explained:
-                if (f.kind.value, f.scope) not in self.book.open:
-                    affected.append(f.scope or "")
-                    continue
+            if (
+                f.kind is Kind.PUBLISHER_SPIKE
+                and f.channels
+                and set(f.channels) <= explained
+                and (f.kind.value, f.scope) not in self.book.open
+            ):
+                affected.append(f.scope or "")
+                continue
             kept.append(f)
         ctx.explained = set(affected)
         for f in stream_wide:

@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import math
 import random
+import statistics
 from array import array
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,10 @@ SUBS = [1] * 72 + [2] * 17 + [3] * 7 + [4] * 4  # sub-orders per parent (TB, JD)
 MEAN_SUBS = sum(SUBS) / len(SUBS)
 BASE_MIX = (0.55, 0.33, 0.04, 0.035, 0.005, 0.04)  # refund cancel fraud violation anomaly other
 UNPAID_CANCEL = 0.75  # share of cancels that are never-paid orders closed minutes-hours later
-MEAN_ORDERS_PER_DAY = 120.0
-MAX64 = (1 << 64) - 1
+MEAN_ORDERS_PER_DAY = 110.0
+SEC = [f"{s:02d}" for s in range(60)]
+NZ = 1 << 14
+Z = [statistics.NormalDist().inv_cdf((i + 0.5) / NZ) for i in range(NZ)]  # N(0,1) quantiles
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -102,13 +105,20 @@ class Sim:
         self.ts0 = t0 - HORIZON
         self.salt = random.Random(seed ^ 0x5EED).getrandbits(64) | 1
         # event records, parallel arrays: arrival, event time, order, code, event id
-        self.A, self.O = array("d"), array("d")
+        self.A, self.T = array("d"), array("d")
         self.K, self.S, self.E = array("q"), array("q"), array("q")
         self.neid = 0
-        # orders: the static part of their JSON, their producer and publisher
-        self.static: list[str] = []
-        self.oprod = bytearray()
-        self.opub = array("l")
+        # orders: publisher, parent number, sub-orders in the parent (+ quantity), item, day
+        self.opub, self.okp, self.osub = array("l"), array("q"), bytearray()
+        self.oitem, self.oday = array("l"), array("l")
+        # items: id, shop and the pre-formatted money fields for quantity 1 and 2
+        self.I_id: list[str] = []
+        self.I_shop: list[str] = []
+        self.I_money: list[tuple[str, str]] = []
+        self._A, self._T, self._K = self.A.append, self.T.append, self.K.append
+        self._S, self._E = self.S.append, self.E.append
+        self._opub, self._okp, self._osub = self.opub.append, self.okp.append, self.osub.append
+        self._oitem, self._oday = self.oitem.append, self.oday.append
         self.nparent = 0
         self.feed: list[Any] = [None] * (int((self.t1 - t0) // 60) + 2)
         self.malformed = self.dups = self.dropped = 0
@@ -152,10 +162,16 @@ class Sim:
         for p in range(n):
             self.P_id.append(f"pub-{ids[p]:05d}")
             self.P_rate.append(raw[p] * scale)
-        self.P_q, self.P_unpaid, self.P_qpaid = [], [], []
+        self.P_q: list[float] = []  # invalidation ratio
+        self.P_unpaid: list[float] = []  # share of buyer orders never paid (cancelled)
+        self.P_qpaid: list[float] = []  # invalidation ratio of paid orders
         self.P_mix: list[list[float]] = []  # cumulative reason mix (all invalidations)
         self.P_paidmix: list[list[float]] = []  # cumulative, invalidations after payment
-        self.P_prod, self.P_var, self.P_amount, self.P_static, self.P_items = [], [], [], [], []
+        self.P_prod: list[int] = []  # producer (TB, JD, PDD)
+        self.P_var: list[int] = []  # diurnal profile
+        self.P_amount: list[float] = []  # log median price
+        self.P_static: list[tuple[str, list[str]]] = []  # site id, ad zones
+        self.P_items: list[list[int] | None] = []  # promoted items, built on first use
         for _ in range(n):
             self._add_publisher_traits()
 
@@ -182,8 +198,8 @@ class Sim:
         self.P_var.append(_pick(rng, PROFILE_SHARE))
         self.P_amount.append(math.log(rng.lognormvariate(math.log(60), 0.6)))
         site = rng.randrange(10**8, 10**9)
-        zones = [rng.randrange(10**10, 10**11) for _ in range(rng.randint(1, 4))]
-        self.P_static.append((site, zones))
+        zones = [str(rng.randrange(10**10, 10**11)) for _ in range(rng.randint(1, 4))]
+        self.P_static.append((str(site), zones))
         self.P_items.append(None)  # item pool, built on first use
 
     def add_publisher(self, pid: str, rate: float, q: float) -> int:
@@ -193,77 +209,70 @@ class Sim:
         self._add_publisher_traits(q)
         return len(self.P_id) - 1
 
-    def items(self, p: int) -> list[tuple[int, int]]:
+    def items(self, p: int) -> list[int]:
+        """The items publisher ``p`` promotes (global item indexes), built on first use."""
         pool = self.P_items[p]
         if pool is None:
-            rng = self.rng
-            n = 3 + int(math.sqrt(self.P_rate[p]))
+            rng, rnd = self.rng, self.rnd
+            n = 4 + int(math.sqrt(self.P_rate[p]))
             shops = [rng.randrange(10**7, 10**9) for _ in range(1 + n // 4)]
-            pool = [(rng.randrange(10**11, 10**12), rng.choice(shops)) for _ in range(n)]
+            pool = []
+            for _ in range(n):
+                price = math.exp(self.P_amount[p] + 0.9 * Z[int(rnd() * NZ)])
+                if price > 5 and rnd() < 0.4:
+                    price = round(price) - 0.1
+                rate = min(0.2, max(0.01, math.exp(-3.0 + 0.6 * Z[int(rnd() * NZ)])))
+                pool.append(self.add_item(price, rate, rng.choice(shops)))
             self.P_items[p] = pool
         return pool
 
+    def add_item(self, price: float, rate: float, shop: int | None = None) -> int:
+        """Register an item (price, commission rate); returns its global index."""
+        rng = self.rng
+        amount = max(0.5, round(price, 2))
+        comm = max(0.01, round(amount * rate, 2))
+        self.I_id.append(str(rng.randrange(10**11, 10**12)))
+        self.I_shop.append(str(shop if shop is not None else rng.randrange(10**7, 10**9)))
+        self.I_money.append(
+            (
+                f'"amount":{amount},"commission":{comm}',
+                f'"amount":{amount * 2},"commission":{comm * 2}',  # quantity 2 (exact doubling)
+            )
+        )
+        return len(self.I_id) - 1
+
     # ------------------------------------------------------------ orders
 
-    def new_order(self, p: int, kp: int, sub: int, nsub: int, tc: float,
-                  amount: float | None = None, rate: float | None = None,
-                  item: tuple[int, int] | None = None) -> int:
-        """Register one sub-order and build the static part of its events' JSON."""
-        rnd, rng = self.rnd, self.rng
-        o = len(self.static)
-        if amount is None:
-            amount = math.exp(self.P_amount[p] + 0.9 * rng.gauss(0, 1))
-            if amount > 5 and rnd() < 0.4:
-                amount = round(amount) - 0.1
-        amount = max(0.5, round(amount, 2))
-        if rate is None:
-            rate = min(0.2, max(0.01, math.exp(-3.0 + 0.6 * rng.gauss(0, 1))))
-        comm = max(0.01, round(amount * rate, 2))
-        pool = self.items(p)
-        it, shop = item or pool[(kp + sub) % len(pool)]
-        pid = self.P_id[p]
-        prod = self.P_prod[p]
-        if prod == TB:
-            oid = 2_300_000_000_000_000_000 + (o * 7_919_237_011) % 10**18
-            par = oid if nsub == 1 else 1_900_000_000_000_000_000 + (kp * 6_700_417) % 10**18
-            site, zones = self.P_static[p]
-            s = (f'"order_id":"{oid}","parent_order_id":"{par}","publisher_id":"{pid}",'
-                 f'"site_id":"{site}","adzone_id":"{zones[kp % len(zones)]}",'
-                 f'"item_id":"{it}","amount":{amount},"commission":{comm},"currency":"CNY",')
-        elif prod == JD:
-            num = 250_000_000_000 + (kp * 7_919) % 10**12
-            par = f'"parent_order_id":"{num}",' if nsub > 1 else ""
-            s = (f'"publisher_id":"{pid}","order_id":"{num}-{it}",{par}"item_id":"{it}",'
-                 f'"shop_id":"{shop}","amount":{amount},"commission":{comm},'
-                 f'"src":"jd_union",')
-        else:
-            day = dt.datetime.fromtimestamp(tc, TZ8).strftime("%y%m%d")
-            sn = 100_000_000_000_000 + (o * 3_367_900_313) % (9 * 10**14)
-            zone = self.P_static[p][1][0]
-            cur = '"currency":"CNY",' if o % 3 else ""
-            s = (f'"order_id":"{day}-{sn}","publisher_id":"{pid}","adzone_id":"{zone}_{kp % 97}",'
-                 f'"item_id":"{it}","amount":{amount},"commission":{comm},{cur}')
-        self.static.append(s)
-        self.oprod.append(prod)
-        self.opub.append(p)
-        return o
+    def new_order(self, p: int, kp: int, nsub: int, tc: float, item: int | None = None) -> int:
+        """Register one sub-order of parent ``kp``; its JSON is built when written."""
+        rnd = self.rnd
+        if item is None:
+            pool = self.P_items[p] or self.items(p)
+            item = pool[int(len(pool) * rnd() * rnd())]  # a few items sell most
+        self._opub(p)
+        self._okp(kp)
+        self._osub(nsub | (16 if rnd() < 0.08 else 0))  # bit 4: quantity 2
+        self._oitem(item)
+        self._oday(int((tc + 28800.0) // DAY))
+        return len(self.opub) - 1
 
     def lag(self, reason: int, t: float, unpaid: bool = False, thin: bool = True) -> float:
         """Seconds from payment (creation when ``unpaid``) to the invalidation."""
-        g = self.rng.gauss
-        for _ in range(4 if thin else 1):  # human-driven steps follow the day: thin by the hour profile
+        rnd = self.rnd
+        # human-driven steps follow the day: thin the lag by the hour profile
+        for _ in range(4 if thin else 1):
             if reason == REFUND:
-                d = max(900.0, 129600.0 * math.exp(0.9 * g(0, 1)))
+                d = max(900.0, 129600.0 * math.exp(0.9 * Z[int(rnd() * NZ)]))
             elif reason == CANCEL:
-                d = (2100.0 if unpaid else 7200.0) * math.exp(1.0 * g(0, 1))
+                d = (2100.0 if unpaid else 7200.0) * math.exp(1.0 * Z[int(rnd() * NZ)])
             elif reason == FRAUD:
-                return 18000.0 * math.exp(1.0 * g(0, 1))
+                return 18000.0 * math.exp(1.0 * Z[int(rnd() * NZ)])
             elif reason == VIOLATION:
-                return 36000.0 * math.exp(1.1 * g(0, 1))
+                return 36000.0 * math.exp(1.1 * Z[int(rnd() * NZ)])
             elif reason == DATA_ANOMALY:
                 return self.rnd() * 4 * DAY
             else:
-                d = 86400.0 * math.exp(1.2 * g(0, 1))
+                d = 86400.0 * math.exp(1.2 * Z[int(rnd() * NZ)])
             h = int(((t + d + 28800.0) % DAY) // 3600)
             if not thin or self.rnd() < self.hourly[h]:
                 return d
@@ -271,11 +280,11 @@ class Sim:
 
     def confirm_lag(self) -> float:
         if self.rnd() < 0.85:  # buyer confirms receipt
-            return 388800.0 * math.exp(0.55 * self.rng.gauss(0, 1))
+            return 388800.0 * math.exp(0.55 * Z[int(self.rnd() * NZ)])
         return 10 * DAY + self.rnd() * DAY  # auto-confirmation
 
     def settle_lag(self) -> float:
-        return 7 * DAY * math.exp(0.5 * self.rng.gauss(0, 1))
+        return 7 * DAY * math.exp(0.5 * Z[int(self.rnd() * NZ)])
 
     def parent(self, p: int, tc: float) -> None:
         """One buyer order of publisher ``p`` created at ``tc``, with its natural lifecycle."""
@@ -284,18 +293,23 @@ class Sim:
         nsub = 1 if prod == PDD else SUBS[int(rnd() * 100)]
         kp = self.nparent
         self.nparent += 1
+        items: list[int | None] = [None]
+        if nsub > 1:  # distinct items (JD-like ids are parent + item)
+            pool = self.P_items[p] or self.items(p)
+            base = int(len(pool) * rnd() * rnd())
+            items = [pool[(base + s) % len(pool)] for s in range(nsub)]
         if rnd() < self.P_unpaid[p]:  # never paid: closed minutes-hours later
             ti = tc + self.lag(CANCEL, tc, unpaid=True)
             for s in range(nsub):
-                o = self.new_order(p, kp, s, nsub, tc)
+                o = self.new_order(p, kp, nsub, tc, items[s])
                 if prod != JD:
                     emit(o, CREATED, NO_REASON, tc)
                 emit(o, INVALIDATED, CANCEL, ti + s)
             return
-        tp = tc + min(3600.0, 40.0 * math.exp(1.1 * self.rng.gauss(0, 1)))
+        tp = tc + min(3600.0, 40.0 * math.exp(1.1 * Z[int(self.rnd() * NZ)]))
         group: tuple[int, float] | None = None
         for s in range(nsub):
-            o = self.new_order(p, kp, s, nsub, tc)
+            o = self.new_order(p, kp, nsub, tc, items[s])
             if prod != JD:
                 emit(o, CREATED, NO_REASON, tc)
             emit(o, PAID, NO_REASON, tp)
@@ -331,22 +345,26 @@ class Sim:
         for lo, hi in days.values():
             cws = [list(_acc(self.W[v][lo:hi])) for v in range(3)]
             chunks.append((lo, hi, cws))
-        for p in range(len(self.P_id)):
-            v = self.P_var[p]
-            prate = self.P_rate[p] / (1.0 if self.P_prod[p] == PDD else MEAN_SUBS)
-            for lo, hi, cws in chunks:
-                cw = cws[v]
-                n = _poisson(rng, prate * rng.gammavariate(5.0, 0.2) * cw[-1])
+        for lo, hi, cws in chunks:  # a day at a time, in time order (cache-friendly output)
+            births: list[tuple[float, int]] = []
+            for p in range(len(self.P_id)):
+                cw = cws[self.P_var[p]]
+                prate = self.P_rate[p] / (1.0 if self.P_prod[p] == PDD else MEAN_SUBS)
+                shape = 4.0 + self.P_rate[p] / 100  # big publishers are aggregates: smoother
+                n = _poisson(rng, prate * rng.gammavariate(shape, 1 / shape) * cw[-1])
                 if n:
                     for b in rng.choices(range(lo, hi), cum_weights=cw, k=n):
-                        self.parent(p, ts0 + b * BIN + rnd() * BIN)
+                        births.append((ts0 + b * BIN + rnd() * BIN, p))
+            births.sort()
+            for tc, p in births:
+                self.parent(p, tc)
 
     def spawn(self, p: int, lo: float, hi: float, mult: float) -> int:
         """Extra natural orders of ``p`` over [lo, hi): ``mult`` x its normal volume."""
         lam = mult * self.expected_orders(p, lo, hi) / (1.0 if self.P_prod[p] == PDD else MEAN_SUBS)
         n = _poisson(self.rng, lam)
         w = self.W[self.P_var[p]]
-        wmax = max(w[self.bin_of(lo): self.bin_of(hi) + 1])
+        wmax = max(w[self.bin_of(lo) : self.bin_of(hi) + 1])
         made = 0
         while made < n:
             t = lo + self.rnd() * (hi - lo)
@@ -390,7 +408,7 @@ class Sim:
             pw = [r * (self.P_q[p] if share is None else share) for p, r in enumerate(self.P_rate)]
             k = _poisson(rng, sum(pw) * span)
             pubs = rng.choices(range(n), cum_weights=list(_acc(pw)), k=k)
-            tbins = rng.choices(bins, cum_weights=list(_acc(weights)), k=k)
+            tbins = sorted(rng.choices(bins, cum_weights=list(_acc(weights)), k=k))
             for p, b in zip(pubs, tbins, strict=True):
                 t = max(self.t0, self.ts0 + b * BIN + rnd() * BIN)
                 reason = NO_REASON
@@ -405,7 +423,7 @@ class Sim:
                 if start < self.ts0:
                     kp = self.nparent
                     self.nparent += 1
-                    self.emit(self.new_order(p, kp, 0, 1, start), status, reason, t)
+                    self.emit(self.new_order(p, kp, 1, start), status, reason, t)
 
     # ------------------------------------------------------------ delivery
 
@@ -414,7 +432,7 @@ class Sim:
         if ts < self.t0 or ts >= self.t1:
             return
         rnd = self.rnd
-        code = status | reason << 3 | self.oprod[o] << 6
+        code = status | reason << 3 | self.P_prod[self.opub[o]] << 6
         r = rnd()
         if r < 0.967:
             a = ts + 1.0 - 5.0 * math.log(1.0 - rnd())
@@ -434,32 +452,46 @@ class Sim:
                 return
         elif rnd() < 5e-5:  # background: a producer writes a broken line now and then
             code |= (1 if rnd() < 0.6 else 2) << MAL_SHIFT
-        self.append(a, ts, o, code, eid)
+        self._A(a)
+        self._T(ts)
+        self._K(o)
+        self._S(code)
+        self._E(eid)
         if rnd() < 0.002:  # natural redelivery of the very same line
             self.dups += 1
             self.append(a + 5.0 + 1800.0 * rnd(), ts, o, code, eid)
 
     def append(self, a: float, ts: float, o: int, code: int, eid: int) -> None:
-        self.A.append(a)
-        self.O.append(ts)
-        self.K.append(o)
-        self.S.append(code)
-        self.E.append(eid)
+        """Add one event record (arrival, event time, order, code, event id)."""
+        self._A(a)
+        self._T(ts)
+        self._K(o)
+        self._S(code)
+        self._E(eid)
 
     # ------------------------------------------------------------ output
 
     def write(self, path: Path) -> int:
-        A, O, K, S, E, static = self.A, self.O, self.K, self.S, self.E, self.static
-        sr = [f'"status":"{STATUSES[c & 7]}"' + (
-            f',"reason":"{REASONS[c >> 3]}"' if c >> 3 < 6 else "") for c in range(64)]
-        mul, salt = 0x9E3779B97F4A7C15, self.salt
+        """Format every event record into its JSON line, in arrival order."""
+        A, T, K, S, E = self.A, self.T, self.K, self.S, self.E
+        opub, okp, osub, oitem, oday = self.opub, self.okp, self.osub, self.oitem, self.oday
+        iid, ishop, imoney = self.I_id, self.I_shop, self.I_money
+        pids, sites = self.P_id, [s[0] for s in self.P_static]
+        zones = [s[1] for s in self.P_static]
+        sr = [
+            f'"status":"{STATUSES[c & 7 if c & 7 < 5 else 0]}"'
+            + (f',"reason":"{REASONS[c >> 3]}"' if c >> 3 < 6 else "")
+            for c in range(64)
+        ]
+        pre_id = f"{self.salt & 0xFFFFFFFF:08x}"
         cache: dict[int, tuple[str, str]] = {}
-        order = sorted(range(len(A)), key=A.__getitem__)
+        days: dict[int, str] = {}
+        seen = self.seen = bytearray(len(self.opub))  # 1: in the stream, 2: placed in it
         out: list[str] = []
         n = 0
         with open(path, "w", encoding="utf-8", newline="\n", buffering=1 << 20) as fh:
-            for i in order:
-                c, ts = S[i], O[i]
+            for i in sorted(range(len(A)), key=A.__getitem__):
+                c, ts, o = S[i], T[i], K[i]
                 ti = int(ts)
                 m = ti // 60
                 pre = cache.get(m)
@@ -472,14 +504,48 @@ class Sim:
                     tz = "Z" if c & F_SKEW or prod == JD else "+08:00"
                 else:
                     lt, tz = (pre[1], "Z") if prod == JD else (pre[0], "+08:00")
-                if prod == PDD:
-                    tss = f"{lt}{sec:02d}.{int((ts - ti) * 1000):03d}{tz}"
+                eid = f"{pre_id}{(E[i] * 0x9E3779B1) & 0xFFFFFFFF:08x}"
+                p, sb, it = opub[o], osub[o], oitem[o]
+                money = imoney[it][sb >> 4]
+                if prod == TB:
+                    kp = okp[o]
+                    oid = 2_300_000_000_000_000_000 + (o * 7_919_237_011) % 10**18
+                    par = oid if sb & 15 == 1 else 1_900_000_000_000_000_000 + kp * 6_700_417
+                    zs = zones[p]
+                    line = (
+                        f'{{"schema_version":1,"event_id":"e-{eid}","order_id":"{oid}",'
+                        f'"parent_order_id":"{par}","publisher_id":"{pids[p]}",'
+                        f'"site_id":"{sites[p]}","adzone_id":"{zs[kp % len(zs)]}",'
+                        f'"item_id":"{iid[it]}",{money},"currency":"CNY",{sr[c & 63]},'
+                        f'"occurred_at":"{lt}{SEC[sec]}{tz}"}}'
+                    )
+                elif prod == JD:
+                    num = 250_000_000_000 + okp[o] * 7_919
+                    jpar = f'"parent_order_id":"{num}",' if sb & 15 > 1 else ""
+                    line = (
+                        f'{{"event_id":"e-{eid}","schema_version":1,'
+                        f'"publisher_id":"{pids[p]}","order_id":"{num}-{iid[it]}",{jpar}'
+                        f'"item_id":"{iid[it]}","shop_id":"{ishop[it]}",{money},{sr[c & 63]},'
+                        f'"occurred_at":"{lt}{SEC[sec]}{tz}","src":"jd_union"}}'
+                    )
                 else:
-                    tss = f"{lt}{sec:02d}{tz}"
-                line = (f'{{"schema_version":1,"event_id":"e-{(E[i] * mul ^ salt) & MAX64:016x}",'
-                        f'{static[K[i]]}{sr[c & 63]},"occurred_at":"{tss}"}}')
+                    day = days.get(oday[o])
+                    if day is None:
+                        day = days[oday[o]] = dt.date.fromordinal(oday[o] + 719163).strftime(
+                            "%y%m%d"
+                        )
+                    sn = 100_000_000_000_000 + (o * 3_367_900_313) % (9 * 10**14)
+                    cur = ',"currency":"CNY"' if o % 3 else ""
+                    line = (
+                        f'{{"schema_version":1,"event_id":"e-{eid}",'
+                        f'"order_id":"{day}-{sn}","publisher_id":"{pids[p]}",'
+                        f'"adzone_id":"{zones[p][0]}_{okp[o] % 97}","item_id":"{iid[it]}",'
+                        f"{money}{cur},{sr[c & 63]},"
+                        f'"occurred_at":"{lt}{SEC[sec]}.{int((ts - ti) * 1000):03d}{tz}"}}'
+                    )
                 if c & F_ANY:
-                    line = self._special(line, K[i], c, E[i])
+                    line = self._special(line, o, c, E[i])
+                seen[o] |= 2 if c & 7 < CONFIRMED else 1
                 out.append(line)
                 if len(out) >= 20000:
                     fh.write("\n".join(out))
@@ -542,7 +608,10 @@ def simulate(
         raise ValueError("need at least 2 publishers and a positive number of days")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = dt.datetime.fromisoformat(start).timestamp()
+    begin = dt.datetime.fromisoformat(start)
+    if begin.tzinfo is None:
+        raise ValueError(f"start {start!r} needs a UTC offset, e.g. +08:00")
+    t0 = begin.timestamp()
     sim = Sim(seed, t0, days, publishers)
     plan = sim_incidents.plan(sim) if incidents else []
     sim.baseline()
@@ -550,7 +619,7 @@ def simulate(
     for inc in plan:
         inc.inject(sim)
     n_events = sim.write(out / "events.jsonl")
-    records = [inc.record() for inc in plan]
+    records = [inc.record(sim.P_id) for inc in plan]
     doc = {
         "seed": seed,
         "start": iso(sim.t0),
@@ -561,13 +630,15 @@ def simulate(
     }
     (out / "incidents.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return {
+        "seed": seed,
         "events": n_events,
-        "orders": len(sim.static),
+        "orders": len(sim.seen) - sim.seen.count(0),  # distinct order ids in the stream
+        "orders_placed": sim.seen.count(2) + sim.seen.count(3),  # created or paid in it
         "publishers": len(sim.P_id),
         "incidents": sum(1 for r in records if not r["trap"]),
         "traps": sum(1 for r in records if r["trap"]),
         "malformed_lines": sim.malformed,
-        "redelivered_lines": sim.dups,
+        "redelivered_lines": sim.dups,  # natural and storm
         "dropped_events": sim.dropped,
         "start": doc["start"],
         "end": doc["end"],

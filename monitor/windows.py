@@ -237,10 +237,17 @@ class Windows:
 
 def _acc_snapshot(acc: WindowAcc) -> dict:
     return {
-        "index": acc.index, "pubs": acc.pubs, "events": acc.events, "rejected": acc.rejected,
-        "rejected_by_code": acc.rejected_by_code, "duplicates": acc.duplicates,
-        "violations": acc.violations, "violations_by_type": acc.violations_by_type,
-        "future": acc.future, "late": acc.late, "arrivals": acc.arrivals,
+        "index": acc.index,
+        "pubs": acc.pubs,
+        "events": acc.events,
+        "rejected": acc.rejected,
+        "rejected_by_code": acc.rejected_by_code,
+        "duplicates": acc.duplicates,
+        "violations": acc.violations,
+        "violations_by_type": acc.violations_by_type,
+        "future": acc.future,
+        "late": acc.late,
+        "arrivals": acc.arrivals,
         "buyers": [list(k) for k in acc.buyers],
     }
 
@@ -258,8 +265,9 @@ def _acc_restore(d: dict, width: int) -> WindowAcc:
 
 def windows_snapshot(w: Windows) -> dict:
     return {
-        "sources": {str(k): [s.clock, [[t, list(c)] for t, c in s.pending]]
-                    for k, s in w.sources.items()},
+        "sources": {
+            str(k): [s.clock, [[t, list(c)] for t, c in s.pending]] for k, s in w.sources.items()
+        },
         "open": [_acc_snapshot(a) for a in w.open.values()],
         "closed_through": w.closed_through,
         "watermark": w.watermark,

@@ -16,8 +16,14 @@ MIX = [0.55, 0.3, 0.05, 0.03, 0.01, 0.06]
 
 
 class Stream:
-    def __init__(self, seed: int = 1, publishers: int = 200, hours: float = 12.0,
-                 orders_per_hour: float = 3000.0, inv_ratio: float = 0.12) -> None:
+    def __init__(
+        self,
+        seed: int = 1,
+        publishers: int = 200,
+        hours: float = 12.0,
+        orders_per_hour: float = 3000.0,
+        inv_ratio: float = 0.12,
+    ) -> None:
         self.rng = random.Random(seed)
         self.hours = hours
         self.events: list[tuple[float, dict]] = []
@@ -33,11 +39,26 @@ class Stream:
         self.n += 1
         return f"{prefix}-{self.n}"
 
-    def event(self, ts: float, pub: str, order: str, status: str, reason: str | None = None,
-              parent: str | None = None, event_id: str | None = None) -> dict:
-        ev = {"schema_version": 1, "event_id": event_id or self._id("e"), "order_id": order,
-              "publisher_id": pub, "status": status, "amount": 50.0, "commission": 2.5,
-              "occurred_at": dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()}
+    def event(
+        self,
+        ts: float,
+        pub: str,
+        order: str,
+        status: str,
+        reason: str | None = None,
+        parent: str | None = None,
+        event_id: str | None = None,
+    ) -> dict:
+        ev = {
+            "schema_version": 1,
+            "event_id": event_id or self._id("e"),
+            "order_id": order,
+            "publisher_id": pub,
+            "status": status,
+            "amount": 50.0,
+            "commission": 2.5,
+            "occurred_at": dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(),
+        }
         if reason:
             ev["reason"] = reason
         if parent:
@@ -78,8 +99,9 @@ class Stream:
         """``count`` orders of ``pub`` invalidated within minutes of payment."""
         t0 = START + at_h * 3600
         for _ in range(count):
-            self.order(t0 + self.rng.random() * minutes * 60, pub, reason,
-                       lag=60 + self.rng.random() * 300)
+            self.order(
+                t0 + self.rng.random() * minutes * 60, pub, reason, lag=60 + self.rng.random() * 300
+            )
 
     def lines(self) -> list[bytes]:
         """Events in time order, cut at the end of the span (no thinning tail)."""

@@ -49,6 +49,7 @@ class WindowContext:
     publisher_tests: int = 0  # publishers tested this window (false-alarm control)
     publisher_results: dict[str, Any] = field(default_factory=dict)
     explained: set[str] = field(default_factory=set)  # publishers a platform finding covers
+    quiet_reasons: frozenset[int] = frozenset()  # reason slots an open platform alert covers
 
 
 class Detector(Protocol):

@@ -184,11 +184,16 @@ class PlatformSpike:
         if not base.inv.warm or e <= 0:
             return []
         findings: list[Finding] = []
-        s = nb_upper_score(x, e, p.dispersion)
         ratio = x / e
         mix = base.mix()
         reason_excess = [ctx.platform[i] - e * mix[i] for i in range(6)]
         dom = max(range(6), key=lambda i: reason_excess[i])
+        # the total, or the reason carrying the rise (far more power when a rare reason
+        # such as data_anomaly floods in), must be significant
+        s = max(
+            nb_upper_score(x, e, p.dispersion),
+            nb_upper_score(ctx.platform[dom], e * mix[dom], p.dispersion),
+        )
         spread_total = excess_spread(ctx, TOTAL)
         firing = (
             s >= p.spike_score
@@ -239,8 +244,18 @@ class PlatformSpike:
         channels = tuple(
             REASONS[i].value for i in range(6) if ctx.platform[i] - e * mix[i] > 0.2 * (x - e)
         )
-        return Finding(Kind.PLATFORM_SPIKE, None, firing, True, s, severity, summary, reason,
-                       evidence, channels + ("fast", "total"))
+        return Finding(
+            Kind.PLATFORM_SPIKE,
+            None,
+            firing,
+            True,
+            s,
+            severity,
+            summary,
+            reason,
+            evidence,
+            channels + ("fast", "total"),
+        )
 
     def _shift(self, ctx: WindowContext, mix: list[float]) -> Finding | None:
         p = self.p
@@ -281,8 +296,18 @@ class PlatformSpike:
             "thresholds": {"score": p.shift_score, "min_tvd": p.shift_min_tvd},
             "publishers_with_excess": spread[1],
         }
-        return Finding(Kind.REASON_SHIFT, None, firing, True, s, Severity.WARNING, summary,
-                       reason, evidence, (reason,))
+        return Finding(
+            Kind.REASON_SHIFT,
+            None,
+            firing,
+            True,
+            s,
+            Severity.WARNING,
+            summary,
+            reason,
+            evidence,
+            (reason,),
+        )
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
         spike = any(f.kind is Kind.PLATFORM_SPIKE for f in findings)

@@ -48,7 +48,8 @@ _BIRTH, _LAST, _O, _OS = 0, 1, 2, 3
 _A = 4  # 8 long-decayed channel counts
 _X = 12  # 8 short-decayed channel counts
 _CUS, _CUS_EXC, _CUS_EXP, _CUS_LAST, _CUS_RUN = 20, 21, 22, 23, 24
-_WIDTH = 25
+_XL = 25  # hour-scale decayed total: keeps an alert open while its excess lasts
+_WIDTH = 26
 _REBASE_EVERY = 600  # windows; keeps the g**-w scale factors far from overflow
 
 
@@ -56,7 +57,7 @@ _REBASE_EVERY = 600  # windows; keeps the g**-w scale factors far from overflow
 class PublisherParams:
     halflife_windows: float = 288.0  # baseline memory: one day of 5-min windows
     short_halflife_windows: float = 3.0  # the sustained test looks at ~15 min
-    volume_halflife_windows: float = 12.0  # volume factor looks at ~1 h of orders
+    volume_halflife_windows: float = 12.0  # volume factor, and how long an excess sustains
     prior_strength: float = 2.0  # pseudo-invalidations of the platform-based prior
     volume_prior_orders: float = 5.0  # pseudo-orders smoothing the volume factor
     min_order_rate: float = 0.02  # floor of orders/window in the prior (unknown publishers)
@@ -176,20 +177,25 @@ class PublisherSpike:
                 s = nb_upper_score(obs, exp, size)
                 if s >= p.sustain_score and obs - exp >= 2:
                     sustain = True
-                if s >= thr and obs - exp >= p.min_excess and obs >= p.min_ratio * exp and (
-                    obs >= p.min_count
-                ):
-                    if best is None or s > best[0]:
-                        best = (s, test, c, obs, exp)
-        # CUSUM on the standardised total
-        e_tot = expected[TOTAL]
+                fires = (
+                    s >= thr
+                    and obs - exp >= p.min_excess
+                    and obs >= p.min_ratio * exp
+                    and obs >= p.min_count
+                )
+                if fires and (best is None or s > best[0]):
+                    best = (s, test, c, obs, exp)
+        # CUSUM on the standardised total, leaving out reasons an open platform-wide alert
+        # already covers (a glitch must not build up publisher CUSUMs for later)
+        e_tot = expected[TOTAL] - sum(expected[r] for r in ctx.quiet_reasons)
+        x_tot = vec[TOTAL] - sum(vec[r] for r in ctx.quiet_reasons)
         size_t = min(st[_A + TOTAL] * f_long + p.prior_strength, p.dispersion_cap)
         sd = math.sqrt(e_tot + e_tot * e_tot / size_t)
-        z = min(p.cusum_z_cap, (vec[TOTAL] - e_tot) / max(sd, 1e-9))
+        z = min(p.cusum_z_cap, (x_tot - e_tot) / max(sd, 1e-9))
         silent = max(0.0, w - 1 - st[_CUS_LAST]) if st[_CUS] > 0 else 0.0
         cus = max(0.0, st[_CUS] - p.cusum_allowance * silent + z - p.cusum_allowance)
         if cus > 0:
-            cus_exc = (st[_CUS_EXC] if st[_CUS] > 0 else 0.0) + vec[TOTAL] - e_tot
+            cus_exc = (st[_CUS_EXC] if st[_CUS] > 0 else 0.0) + x_tot - e_tot
             cus_exp = (st[_CUS_EXP] if st[_CUS] > 0 else 0.0) + e_tot
             cus_run = (st[_CUS_RUN] if st[_CUS] > 0 else 0.0) + 1 + silent
         else:
@@ -200,15 +206,38 @@ class PublisherSpike:
             and cus_exc >= p.cusum_min_excess
             and (cus_exc + cus_exp) >= p.cusum_min_ratio * cus_exp
         )
-        if cus >= p.cusum_threshold / 2 and cus_exc >= p.cusum_min_excess / 2:
+        # an open alert stays open while the hour-scale excess lasts (a fraud burst's or a
+        # brushing wave's tail of late invalidations is the same incident, not a new one)
+        xl = st[_XL] * f_vol * self.gv + vec[TOTAL]
+        el = (
+            lam[TOTAL]
+            * vf
+            * ctx.season
+            * min(1.0 / (1.0 - self.gv), (1.0 - self.gv ** (age + 1)) / (1.0 - self.gv))
+        )
+        if xl - el >= p.min_excess / 2 and xl >= 1.5 * el:
             sustain = True
         finding = None
         if best is not None or cus_fire:
-            finding = self._finding(pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp,
-                                    cus_run, thr, vf, ctx)
+            finding = self._finding(
+                pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp, cus_run, thr, vf, ctx
+            )
         elif sustain:
-            finding = self._finding(pub, vec, expected, None, False, cus, cus_exc, cus_exp,
-                                    cus_run, thr, vf, ctx, sustain_only=True)
+            finding = self._finding(
+                pub,
+                vec,
+                expected,
+                None,
+                False,
+                cus,
+                cus_exc,
+                cus_exp,
+                cus_run,
+                thr,
+                vf,
+                ctx,
+                sustain_only=True,
+            )
         return {
             "expected": expected,
             "vf": vf,
@@ -219,8 +248,22 @@ class PublisherSpike:
             "anomalous": finding is not None and finding.firing,
         }
 
-    def _finding(self, pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp, cus_run,
-                 thr, vf, ctx, sustain_only=False) -> Finding:
+    def _finding(
+        self,
+        pub,
+        vec,
+        expected,
+        best,
+        cus_fire,
+        cus,
+        cus_exc,
+        cus_exp,
+        cus_run,
+        thr,
+        vf,
+        ctx,
+        sustain_only=False,
+    ) -> Finding:
         p = self.p
         reasons = {REASONS[i].value: vec[i] for i in range(6) if vec[i]}
         # dominant reason: the reason channel with the largest excess in this window
@@ -241,7 +284,8 @@ class PublisherSpike:
         fast = vec[FAST]
         if test == "burst":
             what = f"{obs:.0f} {channel if c < 6 else ''} invalidations in {minutes} min".replace(
-                "  ", " ")
+                "  ", " "
+            )
             if channel == "fast":
                 what = f"{obs:.0f} invalidations within an hour of payment in {minutes} min"
             summary = f"Publisher {pub}: {what} where {exp:.1f} were expected ({ratio:.0f}x)."
@@ -330,12 +374,16 @@ class PublisherSpike:
                     st[_X + c] += (capped if explained else x) * sc_short
                     # protect the baseline: learn at most what was expected
                     st[_A + c] += capped * sc_long
+            if vec[TOTAL] and not explained:
+                st[_XL] += vec[TOTAL] * sc_vol
             o = vec[ORDERS]
             if o:
                 st[_O] += o * sc_long
                 st[_OS] += o * sc_vol
             if res is not None:
                 cus, exc, exp, run = res["cusum"]
+                if protect:  # evidence already reported: the CUSUM starts afresh
+                    cus = exc = exp = run = 0.0
                 st[_CUS], st[_CUS_EXC], st[_CUS_EXP], st[_CUS_RUN] = cus, exc, exp, run
                 st[_CUS_LAST] = w
             st[_LAST] = w
@@ -348,6 +396,7 @@ class PublisherSpike:
         for st in self.state.values():
             st[_O] *= fl
             st[_OS] *= fv
+            st[_XL] *= fv
             for c in range(CHANNELS):
                 st[_A + c] *= fl
                 st[_X + c] *= fs

@@ -5,9 +5,10 @@ bad inputs in a window against a learned background rate times the window's arri
 (Poisson tail), firing only past a minimum rate and count, so a natural trickle of
 redeliveries or the odd truncated line is the background, not an incident.
 
-``VolumeDrop`` compares the window's valid events with the seasonal forecast of the
-series detector (``monitor.series``): events missing against what this time of day
-carries, not against a fixed floor.
+``VolumeDrop`` compares the valid events that *arrived* in a window (by stream clock:
+future-stamped and late events arrived too; duplicates and rejections do not count) with
+the seasonal forecast of the series detector (``monitor.series``): events missing against
+what this time of day carries, not against a fixed floor.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class RateDetector:
 @dataclass(frozen=True, slots=True)
 class VolumeParams:
     period_windows: int = 288
-    min_drop: float = 0.3  # fire when at least this share of expected events is missing
+    min_drop: float = 0.25  # fire when at least this share of expected events is missing
     score: float = 6.0  # Poisson lower-tail -log10 p needed to fire
     min_expected: float = 50.0  # too little traffic to call a drop
 
@@ -137,7 +138,7 @@ class VolumeDrop:
         p = self.p
         if not self.series.warm:
             return []
-        x = ctx.acc.events
+        x = _arrived(ctx)
         sc = self.series.score_one(x)
         e = sc.expected
         if e < p.min_expected:
@@ -166,7 +167,7 @@ class VolumeDrop:
         return [Finding(Kind.VOLUME_DROP, None, firing, True, s, severity, summary, None, evidence)]
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
-        x = ctx.acc.events
+        x = _arrived(ctx)
         sc = self.series.score_one(x) if self.series.warm else None
         # neither a drop nor a surge (a promotion) may become the expected volume, or the
         # end of a promotion would look like events going missing
@@ -178,3 +179,8 @@ class VolumeDrop:
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.guard.restore(snap)
+
+
+def _arrived(ctx: WindowContext) -> int:
+    acc = ctx.acc
+    return acc.arrivals - acc.duplicates - acc.rejected

@@ -6,8 +6,17 @@ from monitor.model import Kind, Severity
 
 
 def finding(scope="pub-1", firing=True, score=10.0):
-    return Finding(Kind.PUBLISHER_SPIKE, scope, firing, True, score, Severity.WARNING,
-                   "Publisher pub-1: 30 invalidations", "fraud", {"observed": 30})
+    return Finding(
+        Kind.PUBLISHER_SPIKE,
+        scope,
+        firing,
+        True,
+        score,
+        Severity.WARNING,
+        "Publisher pub-1: 30 invalidations",
+        "fraud",
+        {"observed": 30},
+    )
 
 
 def test_fires_once_then_resolves_after_quiet_windows():

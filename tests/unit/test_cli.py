@@ -15,8 +15,13 @@ ORDERMON = [sys.executable, "-m", "monitor.cli"]
 
 
 def run(*args: str, stdin: bytes | None = None, env: dict | None = None):
-    return subprocess.run([*ORDERMON, *args], input=stdin, capture_output=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*ORDERMON, *args],
+        input=stdin,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +91,9 @@ def test_unreadable_input_exits_non_zero_with_a_clear_message(tmp_path):
 
 def test_evaluate_compares_with_the_static_rule(sim, replayed):
     alerts, _, _ = replayed
-    res = run("evaluate", "--incidents", str(sim / "incidents.json"), "--alerts", str(alerts),
-              "--json")
+    res = run(
+        "evaluate", "--incidents", str(sim / "incidents.json"), "--alerts", str(alerts), "--json"
+    )
     assert res.returncode == 0, res.stderr.decode()
     report = json.loads(res.stdout)
     assert report["overall"]["recall"] is not None

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from monitor.decode import decode
-from monitor.model import OrderEvent, Rejection, RejectCode
+from monitor.model import OrderEvent, RejectCode, Rejection
 
 # the expected code of each line of examples/invalid-events.jsonl, in order
 INVALID_CODES = [

@@ -10,8 +10,14 @@ T0 = dt.datetime(2026, 11, 11, tzinfo=dt.UTC)
 
 def ev(eid, order, status, minutes=0, pub="pub-1", reason=None):
     return OrderEvent(
-        schema_version=1, event_id=eid, order_id=order, publisher_id=pub, status=status,
-        amount=10.0, commission=1.0, occurred_at=T0 + dt.timedelta(minutes=minutes),
+        schema_version=1,
+        event_id=eid,
+        order_id=order,
+        publisher_id=pub,
+        status=status,
+        amount=10.0,
+        commission=1.0,
+        occurred_at=T0 + dt.timedelta(minutes=minutes),
         reason=reason,
     )
 
@@ -49,8 +55,11 @@ def test_backwards_step_after_invalidated_and_publisher_change_are_violations():
 
 def test_confirmed_may_be_skipped_and_settled_may_be_invalidated():
     lc = Lifecycle()
-    for e in (ev("a", "o", Status.PAID), ev("b", "o", Status.SETTLED, 5),
-              ev("c", "o", Status.INVALIDATED, 9, reason=Reason.REFUND)):
+    for e in (
+        ev("a", "o", Status.PAID),
+        ev("b", "o", Status.SETTLED, 5),
+        ev("c", "o", Status.INVALIDATED, 9, reason=Reason.REFUND),
+    ):
         s = step(lc, e)
         assert s.violation is None
     assert s.counts_invalidation
@@ -89,7 +98,8 @@ def test_an_earlier_step_delivered_late_is_out_of_order_not_a_violation():
     assert late_created.violation is None and not late_created.new_order
     step(lc, ev("c", "o", Status.INVALIDATED, 5, reason=Reason.CANCEL))
     assert step(lc, ev("d", "o", Status.CONFIRMED, minutes=3)).violation is None
-    assert step(lc, ev("e", "o", Status.CONFIRMED, minutes=9)).violation is Violation.AFTER_INVALIDATED
+    after = step(lc, ev("e", "o", Status.CONFIRMED, minutes=9))
+    assert after.violation is Violation.AFTER_INVALIDATED
 
 
 def test_a_second_invalidation_with_a_new_event_id_is_not_counted_twice():
