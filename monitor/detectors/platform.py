@@ -36,7 +36,8 @@ class PlatformParams:
     short_halflife_windows: float = 3.0
     volume_halflife_windows: float = 12.0  # promotions: orders over the last ~hour
     dispersion: float = 30.0  # negative binomial size of platform totals
-    spike_score: float = 6.0
+    spike_score: float = 6.0  # -log10 p of the total, or of the reason carrying the rise
+    spike_total_score: float = 3.0  # the total itself must be at least this significant
     spike_min_ratio: float = 1.4
     spike_min_excess: float = 20.0
     sustain_ratio: float = 1.15
@@ -47,6 +48,7 @@ class PlatformParams:
     shift_min_tvd: float = 0.15
     shift_min_invalidations: int = 30
     shift_max_total_ratio: float = 1.3  # above this raw total ratio a mix change is no shift
+    shift_max_volume_factor: float = 1.2  # nor during an order surge (promotion)
     prior_mix: tuple[float, ...] = (0.55, 0.3, 0.04, 0.03, 0.005, 0.075)
 
 
@@ -190,13 +192,12 @@ class PlatformSpike:
         dom = max(range(6), key=lambda i: reason_excess[i])
         # the total, or the reason carrying the rise (far more power when a rare reason
         # such as data_anomaly floods in), must be significant
-        s = max(
-            nb_upper_score(x, e, p.dispersion),
-            nb_upper_score(ctx.platform[dom], e * mix[dom], p.dispersion),
-        )
+        s_total = nb_upper_score(x, e, p.dispersion)
+        s = max(s_total, nb_upper_score(ctx.platform[dom], e * mix[dom], p.dispersion))
         spread_total = excess_spread(ctx, TOTAL)
         firing = (
             s >= p.spike_score
+            and s_total >= p.spike_total_score
             and ratio >= p.spike_min_ratio
             and x - e >= p.spike_min_excess
             and self._broad(spread_total)
@@ -207,8 +208,10 @@ class PlatformSpike:
             return findings
         # a mix that shifts while the raw total rises is a promotion (more fast cancels) or
         # a spike, not a relabelling: reason_shift is for totals that stay put
+        # and an order surge (a promotion) brings more quick cancels: no relabelling either
         raw_ratio = x / base.forecast_norm if base.forecast_norm > 0 else 1.0
-        shift = self._shift(ctx, mix) if raw_ratio < p.shift_max_total_ratio else None
+        calm = raw_ratio < p.shift_max_total_ratio and base.vf < p.shift_max_volume_factor
+        shift = self._shift(ctx, mix) if calm else None
         if shift is not None:
             findings.append(shift)
         return findings
@@ -310,8 +313,10 @@ class PlatformSpike:
         )
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
-        spike = any(f.kind is Kind.PLATFORM_SPIKE for f in findings)
-        shift = any(f.kind is Kind.REASON_SHIFT for f in findings)
+        # only firing findings are kept out of the baseline: a recurring night-time bump
+        # that merely sustains must be learned, or it is a false spike every night
+        spike = any(f.kind is Kind.PLATFORM_SPIKE and f.firing for f in findings)
+        shift = any(f.kind is Kind.REASON_SHIFT and f.firing for f in findings)
         self.base.learn(ctx, spike, shift)
 
     def snapshot(self) -> dict[str, Any]:

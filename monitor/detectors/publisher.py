@@ -120,7 +120,7 @@ class PublisherSpike:
         w = ctx.acc.index
         f_long, f_short, f_vol = self._factors(w)
         self._plat_ratio = self._platform_volume_ratio(ctx)
-        tests = max(1, ctx.publisher_tests) * CHANNELS * 2
+        tests = max(1, ctx.publisher_tests) * (CHANNELS * 2 + 2)
         thr = bonferroni_threshold(p.family_alpha, tests)
         results: dict[str, Any] = {}
         findings: list[Finding] = []
@@ -294,6 +294,11 @@ class PublisherSpike:
             summary = (
                 f"Publisher {pub}: {label}invalidations running at {ratio:.1f}x normal "
                 f"over the last ~{minutes * 3} min ({obs:.0f} weighted vs {exp:.1f} expected)."
+            )
+        elif test == "hourly":
+            summary = (
+                f"Publisher {pub}: invalidations running at {ratio:.1f}x normal over the last "
+                f"~hour ({obs:.0f} weighted vs {exp:.1f} expected)."
             )
         elif test == "cusum":
             summary = (

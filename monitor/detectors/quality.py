@@ -121,6 +121,8 @@ class VolumeParams:
     min_drop: float = 0.25  # fire when at least this share of expected events is missing
     score: float = 6.0  # Poisson lower-tail -log10 p needed to fire
     min_expected: float = 50.0  # too little traffic to call a drop
+    cusum_allowance: float = 1.0  # z-units of slack per window in the sustained-drop CUSUM
+    cusum_threshold: float = 8.0  # a drop of 3 sigma held for ~4 windows fires
 
 
 class VolumeDrop:
@@ -129,6 +131,11 @@ class VolumeDrop:
     def __init__(self, params: VolumeParams | None = None) -> None:
         self.p = params or VolumeParams()
         self.guard = GuardedSeries(SeasonalDetector(self.p.period_windows, counts=True))
+        # lower-side CUSUM of the series' z: a partition silently lost drops volume by a
+        # third for an hour; no single window is extreme, the run is
+        self.cusum = 0.0
+        self.run_observed = 0.0
+        self.run_expected = 0.0
 
     @property
     def series(self) -> SeasonalDetector:
@@ -145,7 +152,11 @@ class VolumeDrop:
             return []
         drop = 1.0 - x / e
         s = poisson_lower_score(x, e)
-        firing = sc.direction < 0 and sc.score >= 0.5 and drop >= p.min_drop and s >= p.score
+        cus, run_x, run_e = self._cusum(sc.z, x, e)
+        run_drop = 1.0 - run_x / run_e if run_e > 0 else 0.0
+        firing = (sc.direction < 0 and sc.score >= 0.5 and drop >= p.min_drop and s >= p.score) or (
+            cus >= p.cusum_threshold and run_drop >= p.min_drop and drop >= p.min_drop / 2
+        )
         sustain = drop >= p.min_drop / 2 and s >= 2.0
         if not (firing or sustain):
             return []
@@ -161,24 +172,42 @@ class VolumeDrop:
             "drop": round(drop, 3),
             "score": round(s, 2),
             "series_score": round(sc.score, 3),
-            "thresholds": {"min_drop": p.min_drop, "score": p.score},
+            "cusum": round(cus, 2),
+            "run_drop": round(run_drop, 3),
+            "thresholds": {"min_drop": p.min_drop, "score": p.score, "cusum": p.cusum_threshold},
         }
         severity = Severity.CRITICAL if drop >= 0.7 else Severity.WARNING
         return [Finding(Kind.VOLUME_DROP, None, firing, True, s, severity, summary, None, evidence)]
 
+    def _cusum(self, z: float, x: float, e: float) -> tuple[float, float, float]:
+        cus = max(0.0, self.cusum - z - self.p.cusum_allowance)
+        if cus <= 0:
+            return 0.0, 0.0, 0.0
+        if self.cusum <= 0:
+            return cus, x, e
+        return cus, self.run_observed + x, self.run_expected + e
+
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
         x = _arrived(ctx)
         sc = self.series.score_one(x) if self.series.warm else None
+        if sc is not None and sc.expected >= self.p.min_expected:
+            self.cusum, self.run_observed, self.run_expected = self._cusum(sc.z, x, sc.expected)
+        else:
+            self.cusum, self.run_observed, self.run_expected = 0.0, 0.0, 0.0
         # neither a drop nor a surge (a promotion) may become the expected volume, or the
         # end of a promotion would look like events going missing
         surge = sc is not None and sc.direction > 0
         self.guard.learn(x, bool(findings) or surge)
 
     def snapshot(self) -> dict[str, Any]:
-        return self.guard.snapshot()
+        return {
+            **self.guard.snapshot(),
+            "cusum": [self.cusum, self.run_observed, self.run_expected],
+        }
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.guard.restore(snap)
+        self.cusum, self.run_observed, self.run_expected = snap["cusum"]
 
 
 def _arrived(ctx: WindowContext) -> int:
