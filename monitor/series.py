@@ -12,10 +12,10 @@ in an alert's evidence (expected value, band, z).
 - Forecast: ``level * season[phase]`` for counts (a busy hour multiplies volume), or
   ``level + season[phase]`` for other values, on ``log(x)`` when ``multiplicative``.
   Each phase of the profile is an EWMA across periods (``season_rate``); the profile is
-  renormalised every period. ``weekly=7`` adds a day-of-week deviation per hour bucket:
-  recorded raw over the first week after the daily profile exists (the first weekend
-  looks like a level shift, so it must not go through the anomaly protection), then an
-  EWMA across weeks.
+  renormalised every period. ``weekly=7`` adds a day-of-week deviation per 15-minute
+  bucket: recorded raw over the first week after the daily profile exists (the first
+  weekend looks like a level shift, so it must not go through the anomaly protection),
+  then an EWMA across weeks.
 - First period: there is no profile yet, so a fast damped Holt level + trend tracks the
   daily cycle, and the scale is the larger of the long-run one and 1.25 x a short EWMA
   of recent residuals (a ramp of the cycle widens the band while it lasts): a cold start
@@ -76,17 +76,20 @@ _SIGMA_PER_ABSDEV = 1.2533  # sigma / E|e| for Gaussian e
 _BOOT_ALPHA, _BOOT_BETA, _DAMP = 0.5, 0.1, 0.95  # first-period level/trend tracker
 _BOOT_LOCAL, _BOOT_LOCAL_RATE = 1.25, 0.3  # first period: x local residual EWMA
 _MU_FLOOR = 0.01  # counts: smallest expected value used in the residual
-_EZ_DIV = 2.0
-_QUIET_DIV = 2
+_EZ_DIV = 2.0  # the sustained-shift statistic needs twice the evidence of one point
+_QUIET_DIV = 2  # an episode ends after adapt_after // 2 normal steps in a row
+_BUCKETS_PER_DAY = 96  # day-of-week deviation: 15-minute buckets of a daily period
 _QUANT_SD = 12**-0.5  # sd of the rounding error of values quantised at resolution 1
 
 
 @dataclass(slots=True)
 class SeriesScore:
+    """One point's verdict, with the evidence an alert carries."""
+
     expected: float  # forecast for this point
     lower: float  # band at the firing threshold (approximate for counts)
     upper: float
-    z: float  # signed standardised residual, negative = below
+    z: float  # signed standardised residual (or sustained-shift statistic, if larger)
     score: float  # in [0, 1]; >= 0.5 means anomalous; 0.0 in warm-up
     direction: int  # +1 above, -1 below, 0 normal
 
@@ -109,7 +112,7 @@ class SeasonalDetector:
     multiplicative : seasonal factors rather than offsets (default: ``counts``); for
         non-count values this models ``log(x)`` additively (values must be positive).
     weekly : 7 to add a day-of-week deviation to a daily ``period`` (0: none), learned
-        per ``period // 24`` steps (hour) bucket.
+        per ``period // 96`` steps (15 minutes of a day) bucket.
     grace : warm-up steps scored 0.0.
     threshold_z : |z| at which the score is 0.5.
     adapt_after : flagged steps after which a persistent shift becomes the new normal
@@ -175,7 +178,7 @@ class SeasonalDetector:
         self._unit_floor = 1e-9 if self._log else max(1e-9, _QUANT_SD * self.resolution)
         if self.counts:  # never less dispersed than Poisson
             self._unit_floor = 1.0
-        self._bucket = max(1, (p or 24) // 24)
+        self._bucket = max(1, (p or 24) // _BUCKETS_PER_DAY)
         self._g_week = 1.0 - (1.0 - self.weekly_rate) ** (1.0 / self._bucket)
         # state
         self.n = 0  # steps seen (learned or skipped)
@@ -317,12 +320,22 @@ class SeasonalDetector:
         return self._result(mu, ze, unit, self._score(ze))
 
     def learn_one(self, x: float, anomalous: bool | None = None) -> None:
-        """Learn ``x``; ``anomalous=None`` decides from the detector's own score."""
+        """Learn ``x``; ``anomalous=None`` decides from the detector's own score.
+
+        ``anomalous=True`` protects the model as a flagged point does (and counts toward
+        ``adapt_after``); ``False`` learns ``x`` as normal (Huber-clipped).
+        """
         x = self._in(x)
         if self.n == 0:
             self._learn(x, False, x, 0.0, 0.0, False)
             return
         mu, z, unit, alt = self._z(x)
+        if anomalous and self.season is None and self.first is not None:
+            self.first[self.phase] = mu  # first period, told anomalous: coast on the trend
+            self.trend *= _DAMP
+            self.level += self.trend
+            self._advance()
+            return
         flagged = self._score(self._zeff(z)) >= 0.5 if anomalous is None else bool(anomalous)
         self._learn(x, flagged, mu, z, unit, alt)
 
@@ -693,9 +706,10 @@ class SeriesAutoDetector:
     variance; EWMA with a half-life of a week of steps, restarted when the seasonal
     candidates leave their first-period tracker), chosen before seeing the point, with a
     0.02-nat hysteresis. A value that breaks a candidate's assumptions (non-positive for
-    log, non-integer or negative for counts) drops it; after two weeks, candidates 0.5
-    nat worse than the best are dropped (speed). Rows are placed on the time grid: gaps
-    skip steps, duplicate or late rows are scored but not learned.
+    log, non-integer or negative for counts) drops it; from the third day candidates 1
+    nat worse than the best are dropped, from the 14th day 0.5 nat worse (speed). Rows
+    are placed on the time grid: gaps skip steps, duplicate or late rows are scored but
+    not learned.
     """
 
     def __init__(
@@ -744,7 +758,7 @@ class SeriesAutoDetector:
                 self.cands.append(_Candidate(det, kind))
         self.best = self.cands[0]
         self._a_loss = _rate(max(7 * spd, 48))
-        self._prune_every = max(spd, 24)  # after two weeks, drop clearly worse models
+        self._prune_every = max(spd, 24)  # daily, drop clearly worse models (speed)
         self.t0 = min((t for t, _ in head), default=0.0)
         self.next_idx = 0
         self.k = 0  # points learned since the losses were last reset
@@ -786,8 +800,9 @@ class SeriesAutoDetector:
         top = min(self.cands, key=lambda c: c.loss)
         if top.loss < self.best.loss - 0.02:
             self.best = top
-        if self.k % self._prune_every == 0 and self.k >= 14 * self._prune_every:
-            self.cands = [c for c in self.cands if c.loss < top.loss + 0.5 or c is self.best]
+        if self.k % self._prune_every == 0 and self.k >= 3 * self._prune_every:
+            margin = 0.5 if self.k >= 14 * self._prune_every else 1.0
+            self.cands = [c for c in self.cands if c.loss < top.loss + margin or c is self.best]
         return score
 
     @staticmethod

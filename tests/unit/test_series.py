@@ -116,6 +116,12 @@ def test_anomalous_flag_overrides_the_detector_decision():
     learner.learn_one(xs[-1] + 3.0, anomalous=False)  # learned like any normal point
     assert protected.level == level
     assert learner.level != level
+    cold = SeasonalDetector(P, counts=True)  # first period: told anomalous, it coasts
+    for x in _counts(0, days=1)[:100]:
+        cold.update(x)
+    expected = cold.score_one(0).expected
+    cold.learn_one(10**6, anomalous=True)
+    assert cold.score_one(0).expected < 2 * expected
 
 
 # -- counts with a daily cycle: the core's volume and invalidation baselines --------------
@@ -213,6 +219,20 @@ def test_detect_series_flags_a_spike_and_a_drop_after_gaps():
     assert out[rows[200][0]] >= 0.5 and out[rows[250][0]] >= 0.5
     flagged = [ts for ts, s in out.items() if s >= 0.5]
     assert len(flagged) <= 4
+
+
+def test_detect_series_learns_weekends_of_hourly_counts():
+    rng = random.Random(11)
+    rows = []
+    for i in range(24 * 7 * 5):  # five weeks of hourly counts, weekends at 40 %
+        day = (i // 24 + 2) % 7  # starts on a Wednesday
+        lam = 300.0 * (0.6 - 0.4 * math.cos(2 * math.pi * (i % 24) / 24)) * (0.4 if day >= 5 else 1)
+        rows.append((1_700_006_400 + 3600 * i, float(_poisson(rng, lam))))
+    scores = [s for _, _, s in detect_series(rows)]
+    later = scores[24 * 14 :]  # the weekly pattern is known after the second week
+    assert sum(s >= 0.5 for s in later) <= 0.002 * len(later)
+    rows[24 * 30 + 14] = (rows[24 * 30 + 14][0], 3 * rows[24 * 30 + 14][1])  # a spike
+    assert list(detect_series(rows))[24 * 30 + 14][2] >= 0.5
 
 
 def test_detect_series_newest_first_scores_like_oldest_first():
