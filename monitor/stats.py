@@ -67,6 +67,16 @@ def poisson_lower_score(x: float, mean: float) -> float:
     return min(MAX_SCORE, max(0.0, -(log_pmf + math.log(total)) / _LN10))
 
 
+def normal_upper_score(z: float) -> float:
+    """``-log10 P(Z >= z)`` for a standard normal Z."""
+    if z <= 0:
+        return 0.0
+    sf = 0.5 * math.erfc(z / math.sqrt(2.0))
+    if sf <= 0:
+        return min(MAX_SCORE, (z * z / 2 + math.log(z * math.sqrt(2 * math.pi))) / _LN10)
+    return min(MAX_SCORE, -math.log10(sf))
+
+
 def chi2_score(stat: float, df: int) -> float:
     """``-log10`` of the chi-square survival function (Wilson-Hilferty approximation)."""
     if stat <= 0 or df <= 0:

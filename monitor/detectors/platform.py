@@ -25,7 +25,7 @@ from monitor.detectors.base import Finding, GuardedSeries, WindowContext
 from monitor.detectors.publisher import CHANNEL_NAMES
 from monitor.model import REASONS, Kind, Severity
 from monitor.series import SeasonalDetector
-from monitor.stats import chi2_score, nb_upper_score
+from monitor.stats import chi2_score, nb_upper_score, normal_upper_score
 from monitor.windows import CHANNELS, ORDERS, TOTAL
 
 
@@ -69,6 +69,7 @@ class PlatformBaseline:
         self.vf = 1.0
         self.expected_total = 0.0
         self.forecast_norm = 0.0
+        self.z_total = 0.0
 
     @property
     def inv(self) -> SeasonalDetector:
@@ -81,8 +82,10 @@ class PlatformBaseline:
         o_short = self.orders_short * self.gv + po
         o_short_exp = self.orders_short_expected * self.gv + max(o_fc, 0.0)
         self.vf = max(1.0, (o_short + 20.0) / (o_short_exp + 20.0)) if self.orders.warm else 1.0
-        fc = self.inv.score_one(ctx.platform[TOTAL] / self.vf).expected
-        self.forecast_norm = fc if self.inv.warm else self._mean_total()
+        sc = self.inv.score_one(ctx.platform[TOTAL] / self.vf)
+        self.forecast_norm = sc.expected if self.inv.warm else self._mean_total()
+        # the series' own standardised residual: its learned noise, not an assumed one
+        self.z_total = sc.z if self.inv.warm else 0.0
         mean = self._mean_total()
         season = self.forecast_norm / mean if mean > 0 and self.inv.warm else 1.0
         ctx.season = min(max(season, 0.05), 20.0)
@@ -192,7 +195,7 @@ class PlatformSpike:
         dom = max(range(6), key=lambda i: reason_excess[i])
         # the total, or the reason carrying the rise (far more power when a rare reason
         # such as data_anomaly floods in), must be significant
-        s_total = nb_upper_score(x, e, p.dispersion)
+        s_total = max(nb_upper_score(x, e, p.dispersion), normal_upper_score(base.z_total))
         s = max(s_total, nb_upper_score(ctx.platform[dom], e * mix[dom], p.dispersion))
         spread_total = excess_spread(ctx, TOTAL)
         firing = (
@@ -313,9 +316,14 @@ class PlatformSpike:
         )
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
-        # only firing findings are kept out of the baseline: a recurring night-time bump
-        # that merely sustains must be learned, or it is a false spike every night
-        spike = any(f.kind is Kind.PLATFORM_SPIKE and f.firing for f in findings)
+        # firing findings, and abrupt ones (already past the firing ratio), are kept out of
+        # the baseline; a gradual bump that merely sustains (a recurring night-time rise)
+        # must be learned, or it is a false spike every night
+        min_ratio = self.p.spike_min_ratio
+        spike = any(
+            f.kind is Kind.PLATFORM_SPIKE and (f.firing or f.evidence["ratio"] >= min_ratio)
+            for f in findings
+        )
         shift = any(f.kind is Kind.REASON_SHIFT and f.firing for f in findings)
         self.base.learn(ctx, spike, shift)
 

@@ -288,7 +288,10 @@ class PublisherSpike:
             )
             if channel == "fast":
                 what = f"{obs:.0f} invalidations within an hour of payment in {minutes} min"
-            summary = f"Publisher {pub}: {what} where {exp:.1f} were expected ({ratio:.0f}x)."
+            if exp < 0.05:
+                summary = f"Publisher {pub}: {what} where almost none are normal."
+            else:
+                summary = f"Publisher {pub}: {what} where {exp:.1f} were expected ({ratio:.0f}x)."
         elif test == "sustained":
             label = "fast " if channel == "fast" else (f"{channel} " if c < 6 else "")
             summary = (

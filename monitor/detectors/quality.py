@@ -5,8 +5,8 @@ bad inputs in a window against a learned background rate times the window's arri
 (Poisson tail), firing only past a minimum rate and count, so a natural trickle of
 redeliveries or the odd truncated line is the background, not an incident.
 
-``VolumeDrop`` compares the valid events that *arrived* in a window (by stream clock:
-future-stamped and late events arrived too; duplicates and rejections do not count) with
+``VolumeDrop`` compares the messages that *arrived* in a window (by stream clock:
+future-stamped, late and malformed ones arrived too; duplicates count once) with
 the seasonal forecast of the series detector (``monitor.series``): events missing against
 what this time of day carries, not against a fixed floor.
 """
@@ -121,6 +121,7 @@ class VolumeParams:
     min_drop: float = 0.25  # fire when at least this share of expected events is missing
     score: float = 6.0  # Poisson lower-tail -log10 p needed to fire
     min_expected: float = 50.0  # too little traffic to call a drop
+    surge_ratio: float = 1.3  # a window this far above its forecast is not learned (promotion)
     cusum_allowance: float = 1.0  # z-units of slack per window in the sustained-drop CUSUM
     cusum_threshold: float = 8.0  # a drop of 3 sigma held for ~4 windows fires
 
@@ -143,7 +144,9 @@ class VolumeDrop:
 
     def score(self, ctx: WindowContext) -> list[Finding]:
         p = self.p
-        if not self.series.warm:
+        # until a full day has taught the series the daily profile, a promotion's ramp and
+        # its end look like trend: volume drops are only judged against a learned profile
+        if not self.series.warm or (self.series.period and self.series.season is None):
             return []
         x = _arrived(ctx)
         sc = self.series.score_one(x)
@@ -155,7 +158,7 @@ class VolumeDrop:
         cus, run_x, run_e = self._cusum(sc.z, x, e)
         run_drop = 1.0 - run_x / run_e if run_e > 0 else 0.0
         firing = (sc.direction < 0 and sc.score >= 0.5 and drop >= p.min_drop and s >= p.score) or (
-            cus >= p.cusum_threshold and run_drop >= p.min_drop and drop >= p.min_drop / 2
+            cus >= p.cusum_threshold and run_drop >= p.min_drop and drop >= p.min_drop
         )
         sustain = drop >= p.min_drop / 2 and s >= 2.0
         if not (firing or sustain):
@@ -195,8 +198,9 @@ class VolumeDrop:
         else:
             self.cusum, self.run_observed, self.run_expected = 0.0, 0.0, 0.0
         # neither a drop nor a surge (a promotion) may become the expected volume, or the
-        # end of a promotion would look like events going missing
-        surge = sc is not None and sc.direction > 0
+        # end of a promotion would look like events going missing; 30% above the forecast
+        # in one window is far steeper than any daily ramp
+        surge = sc is not None and (sc.direction > 0 or x > self.p.surge_ratio * sc.expected)
         self.guard.learn(x, bool(findings) or surge)
 
     def snapshot(self) -> dict[str, Any]:
@@ -211,5 +215,7 @@ class VolumeDrop:
 
 
 def _arrived(ctx: WindowContext) -> int:
+    """Messages that arrived in the window, once each: a producer writing garbage or
+    mis-stamped events is the malformed/clock-skew detectors' finding, not lost volume."""
     acc = ctx.acc
-    return acc.arrivals - acc.duplicates - acc.rejected
+    return acc.arrivals - acc.duplicates
