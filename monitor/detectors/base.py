@@ -75,9 +75,11 @@ class GuardedSeries:
     """A seasonal series that does not learn flagged points, for a bounded time.
 
     The caller knows better than the series when a point is an incident (a broad spike, a
-    promotion's surge): while flagged, the series learns its own forecast instead, so the
-    incident does not become the baseline; after ``accept_after`` flagged windows in a row
-    the shift is accepted as the new normal.
+    promotion's surge): while flagged, the series treats the window as missing with its
+    first-day trend stopped (its phase advances, its level holds), so the incident does
+    not become the baseline; after ``accept_after`` flagged windows in a row the shift is
+    accepted as the new normal. (Learning its own forecast instead would keep a trend
+    running: a small platform's noisy day-1 trend then walked the forecast away.)
     """
 
     def __init__(self, series: Any, accept_after: int = 72) -> None:
@@ -88,7 +90,8 @@ class GuardedSeries:
     def learn(self, x: float, flagged: bool) -> None:
         if flagged and self.flagged_run < self.accept_after and self.series.warm:
             self.flagged_run += 1
-            self.series.learn_one(self.series.score_one(x).expected, anomalous=False)
+            self.series.trend = 0.0
+            self.series.skip(1)
             return
         self.flagged_run = self.flagged_run + 1 if flagged else 0
         self.series.learn_one(x, anomalous=False if flagged else None)

@@ -49,6 +49,7 @@ class PlatformParams:
     shift_min_invalidations: int = 30
     shift_max_total_ratio: float = 1.3  # above this raw total ratio a mix change is no shift
     shift_max_volume_factor: float = 1.2  # nor during an order surge (promotion)
+    relabel_rest_ratio: float = 0.75  # other reasons below this share of normal: relabelling
     prior_mix: tuple[float, ...] = (0.55, 0.3, 0.04, 0.03, 0.005, 0.075)
 
 
@@ -70,6 +71,11 @@ class PlatformBaseline:
         self.expected_total = 0.0
         self.forecast_norm = 0.0
         self.z_total = 0.0
+        # ~15-minute exponentially weighted sums: a small platform has too few
+        # invalidations per window for one window to carry a verdict
+        self.ew_counts = [0.0] * CHANNELS
+        self.ew_expected = 0.0
+        self.ew_forecast = 0.0
 
     @property
     def inv(self) -> SeasonalDetector:
@@ -108,8 +114,19 @@ class PlatformBaseline:
         prior = self.p.prior_mix
         return [(self.sums[i] + 20.0 * prior[i]) / (tot + 20.0) for i in range(6)]
 
+    def ew_now(self, ctx: WindowContext) -> tuple[list[float], float, float]:
+        """EW sums including the window being closed: (counts per channel, expected, forecast)."""
+        gs = self.gs
+        counts = [self.ew_counts[c] * gs + ctx.platform[c] for c in range(CHANNELS)]
+        return (
+            counts,
+            self.ew_expected * gs + max(self.expected_total, 0.0),
+            self.ew_forecast * gs + max(self.forecast_norm, 0.0),
+        )
+
     def learn(self, ctx: WindowContext, spike: bool, shift: bool) -> None:
         plat = ctx.platform
+        self.ew_counts, self.ew_expected, self.ew_forecast = self.ew_now(ctx)
         self.orders_short = self.orders_short * self.gv + plat[ORDERS]
         po = plat[ORDERS]
         o_fc = self.orders.score_one(po).expected if self.orders.warm else po
@@ -120,7 +137,7 @@ class PlatformBaseline:
         g = self.g
         self.windows = self.windows * g + 1.0
         for c in range(CHANNELS + 1):
-            x = plat[c] if c < CHANNELS else plat[ORDERS]
+            x = float(plat[c] if c < CHANNELS else plat[ORDERS])
             if spike and c < CHANNELS:
                 x = min(x, self.expected_total * (self.sums[c] + 1) / (self.sums[TOTAL] + 1))
             if shift and c < 6:
@@ -136,6 +153,7 @@ class PlatformBaseline:
             "season_short": self.season_short,
             "orders_short": self.orders_short,
             "orders_short_expected": self.orders_short_expected,
+            "ew": [*self.ew_counts, self.ew_expected, self.ew_forecast],
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -146,6 +164,7 @@ class PlatformBaseline:
         self.season_short = snap["season_short"]
         self.orders_short = snap["orders_short"]
         self.orders_short_expected = snap["orders_short_expected"]
+        *self.ew_counts, self.ew_expected, self.ew_forecast = snap["ew"]
 
 
 def excess_spread(ctx: WindowContext, channel: int) -> tuple[float, int, float, float, list]:
@@ -198,23 +217,54 @@ class PlatformSpike:
         s_total = max(nb_upper_score(x, e, p.dispersion), normal_upper_score(base.z_total))
         s = max(s_total, nb_upper_score(ctx.platform[dom], e * mix[dom], p.dispersion))
         spread_total = excess_spread(ctx, TOTAL)
+        broad = self._broad(spread_total)
+        ew, ew_e, ew_fc = base.ew_now(ctx)
+        # A relabelling moves invalidations *out of* the other reasons into one; a glitch
+        # adds them on top. With the carrying reason set aside, the rest fall well short of
+        # their expectation only in the first case: that is reason_shift, not a spike.
+        rest_expected = ew_e * (1.0 - mix[dom])
+        rest_ratio = (ew[TOTAL] - ew[dom]) / rest_expected if rest_expected > 0 else 1.0
+        relabel = rest_ratio < p.relabel_rest_ratio
         firing = (
-            s >= p.spike_score
+            not relabel
+            and s >= p.spike_score
             and s_total >= p.spike_total_score
             and ratio >= p.spike_min_ratio
             and x - e >= p.spike_min_excess
-            and self._broad(spread_total)
+            and broad
         )
-        sustain = ratio >= p.sustain_ratio and s >= 2.0 and self._broad(spread_total)
+        # the same over the last ~15 minutes (an EW sum is less variable than a Poisson
+        # count of the same mean, so its Poisson tail is conservative)
+        # Over a small platform one window is too few invalidations: the same test on the
+        # ~15-minute EW sums (less variable than a Poisson count of the same mean, so its
+        # Poisson tail is conservative). A forecast that is merely off scales every reason
+        # alike; a glitch floods one: this path needs the carrying reason's share doubled.
+        if ew_e > 0 and not firing and not relabel:
+            ew_ratio = ew[TOTAL] / ew_e
+            ew_s_total = nb_upper_score(ew[TOTAL], ew_e)
+            ew_s_dom = nb_upper_score(ew[dom], ew_e * mix[dom])
+            firing = (
+                ew_s_dom >= p.spike_score
+                and ew_s_total >= p.spike_total_score
+                and ew[dom] >= 2.0 * mix[dom] * ew[TOTAL]
+                and ew_ratio >= p.spike_min_ratio
+                and ew[TOTAL] - ew_e >= p.spike_min_excess
+                and ratio >= p.sustain_ratio
+                and broad
+            )
+            s = max(s, ew_s_dom) if firing else s
+        sustain = ratio >= p.sustain_ratio and s >= 2.0 and broad and not relabel
         if firing or sustain:
             findings.append(self._spike(ctx, x, e, s, ratio, mix, dom, spread_total, firing))
             return findings
         # a mix that shifts while the raw total rises is a promotion (more fast cancels) or
         # a spike, not a relabelling: reason_shift is for totals that stay put
         # and an order surge (a promotion) brings more quick cancels: no relabelling either
-        raw_ratio = x / base.forecast_norm if base.forecast_norm > 0 else 1.0
-        calm = raw_ratio < p.shift_max_total_ratio and base.vf < p.shift_max_volume_factor
-        shift = self._shift(ctx, mix) if calm else None
+        raw_ratio = ew[TOTAL] / ew_fc if ew_fc > 0 else 1.0
+        calm = (relabel or raw_ratio < p.shift_max_total_ratio) and (
+            base.vf < p.shift_max_volume_factor
+        )
+        shift = self._shift(ctx, mix, ew[:6]) if calm else None
         if shift is not None:
             findings.append(shift)
         return findings
@@ -263,9 +313,9 @@ class PlatformSpike:
             channels + ("fast", "total"),
         )
 
-    def _shift(self, ctx: WindowContext, mix: list[float]) -> Finding | None:
+    def _shift(self, ctx: WindowContext, mix: list[float], counts: list[float]) -> Finding | None:
+        """G-test of the ~15-minute EW reason counts against the learned mix."""
         p = self.p
-        counts = ctx.platform[:6]
         n = sum(counts)
         if n < p.shift_min_invalidations:
             return None
@@ -293,9 +343,10 @@ class PlatformSpike:
             f"producers' reason mapping."
         )
         evidence = {
-            "observed_mix": {REASONS[i].value: counts[i] for i in range(6)},
+            "observed_mix": {REASONS[i].value: round(counts[i], 1) for i in range(6)},
+            "window_mix": {REASONS[i].value: ctx.platform[i] for i in range(6)},
             "expected_mix": {REASONS[i].value: round(mix[i], 3) for i in range(6)},
-            "observed": counts[rising],
+            "observed": round(counts[rising], 1),
             "expected": round(n * mix[rising], 1),
             "score": round(s, 2),
             "total_variation": round(tvd, 3),

@@ -187,8 +187,9 @@ class PublisherSpike:
                     best = (s, test, c, obs, exp)
         # CUSUM on the standardised total, leaving out reasons an open platform-wide alert
         # already covers (a glitch must not build up publisher CUSUMs for later)
-        e_tot = expected[TOTAL] - sum(expected[r] for r in ctx.quiet_reasons)
-        x_tot = vec[TOTAL] - sum(vec[r] for r in ctx.quiet_reasons)
+        # (channels have separate rates, so the reasons' expectations may exceed the total's)
+        e_tot = max(1e-3, expected[TOTAL] - sum(expected[r] for r in ctx.quiet_reasons))
+        x_tot = max(0, vec[TOTAL] - sum(vec[r] for r in ctx.quiet_reasons))
         size_t = min(st[_A + TOTAL] * f_long + p.prior_strength, p.dispersion_cap)
         sd = math.sqrt(e_tot + e_tot * e_tot / size_t)
         z = min(p.cusum_z_cap, (x_tot - e_tot) / max(sd, 1e-9))
@@ -331,7 +332,8 @@ class PublisherSpike:
             "cusum": round(cus, 2),
         }
         # the reason carrying the excess: what a platform-wide finding must cover to explain it
-        channels = {channel if channel in CHANNEL_NAMES[:6] else reason} - {None}
+        carrier = channel if channel in CHANNEL_NAMES[:6] else reason
+        channels = {carrier} if carrier else set()
         return Finding(
             kind=Kind.PUBLISHER_SPIKE,
             scope=pub,
@@ -372,7 +374,7 @@ class PublisherSpike:
             for c in range(CHANNELS):
                 x = vec[c]
                 if x:
-                    if protect:  # learn at most a high-normal count
+                    if protect and res is not None:  # learn at most a high-normal count
                         e = res["expected"][c]
                         capped = min(x, e + 2.0 * math.sqrt(e) + 1.0)
                     else:
