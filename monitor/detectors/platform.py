@@ -35,6 +35,7 @@ class PlatformParams:
     halflife_windows: float = 288.0  # reason mix and per-order ratios
     short_halflife_windows: float = 3.0
     volume_halflife_windows: float = 12.0  # promotions: orders over the last ~hour
+    surge_ratio: float = 1.3  # orders this far above forecast are a surge, not learned
     dispersion: float = 30.0  # negative binomial size of platform totals
     spike_score: float = 6.0  # -log10 p of the total, or of the reason carrying the rise
     spike_total_score: float = 3.0  # the total itself must be at least this significant
@@ -45,7 +46,7 @@ class PlatformParams:
     max_top_share: float = 0.5  # largest single publisher's share of the excess
     max_top3_share: float = 0.8
     shift_score: float = 8.0
-    shift_min_tvd: float = 0.15
+    shift_min_tvd: float = 0.15  # total variation distance from the usual mix
     shift_min_invalidations: int = 30
     shift_max_total_ratio: float = 1.3  # above this raw total ratio a mix change is no shift
     shift_max_volume_factor: float = 1.2  # nor during an order surge (promotion)
@@ -60,7 +61,7 @@ class PlatformBaseline:
         self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
         self.inv_guard = GuardedSeries(SeasonalDetector(p.period_windows, counts=True))
-        self.orders = SeasonalDetector(p.period_windows, counts=True)
+        self.orders_guard = GuardedSeries(SeasonalDetector(p.period_windows, counts=True))
         self.sums = [0.0] * (CHANNELS + 1)  # decayed channel sums, then orders
         self.windows = 0.0  # decayed window count
         self.season_short = 0.0
@@ -80,6 +81,10 @@ class PlatformBaseline:
     @property
     def inv(self) -> SeasonalDetector:
         return self.inv_guard.series
+
+    @property
+    def orders(self) -> SeasonalDetector:
+        return self.orders_guard.series
 
     def prepare(self, ctx: WindowContext) -> None:
         p = self.p
@@ -125,13 +130,16 @@ class PlatformBaseline:
         )
 
     def learn(self, ctx: WindowContext, spike: bool, shift: bool) -> None:
+        p = self.p
         plat = ctx.platform
         self.ew_counts, self.ew_expected, self.ew_forecast = self.ew_now(ctx)
         self.orders_short = self.orders_short * self.gv + plat[ORDERS]
         po = plat[ORDERS]
         o_fc = self.orders.score_one(po).expected if self.orders.warm else po
         self.orders_short_expected = self.orders_short_expected * self.gv + max(o_fc, 0.0)
-        self.orders.learn_one(po)
+        # a surge of orders (a promotion) must not become the expected volume, or the
+        # volume factor falls back to 1 while the promotion is still running
+        self.orders_guard.learn(po, self.orders.warm and po > p.surge_ratio * max(o_fc, 1.0))
         self.inv_guard.learn(plat[TOTAL] / self.vf, spike)
         self.season_short = ctx.season_short
         g = self.g
@@ -147,7 +155,7 @@ class PlatformBaseline:
     def snapshot(self) -> dict[str, Any]:
         return {
             "inv": self.inv_guard.snapshot(),
-            "orders": self.orders.snapshot(),
+            "orders": self.orders_guard.snapshot(),
             "sums": self.sums,
             "windows": self.windows,
             "season_short": self.season_short,
@@ -158,7 +166,7 @@ class PlatformBaseline:
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.inv_guard.restore(snap["inv"])
-        self.orders = SeasonalDetector.restore(snap["orders"])
+        self.orders_guard.restore(snap["orders"])
         self.sums = list(snap["sums"])
         self.windows = snap["windows"]
         self.season_short = snap["season_short"]
@@ -264,7 +272,11 @@ class PlatformSpike:
         calm = (relabel or raw_ratio < p.shift_max_total_ratio) and (
             base.vf < p.shift_max_volume_factor
         )
-        shift = self._shift(ctx, mix, ew[:6]) if calm else None
+        # the window's own reason counts when it has enough of them; a small platform's
+        # window has too few, and then the ~15-minute EW counts carry the test
+        window = [float(v) for v in ctx.platform[:6]]
+        counts = window if sum(window) >= p.shift_min_invalidations else ew[:6]
+        shift = self._shift(ctx, mix, counts) if calm else None
         if shift is not None:
             findings.append(shift)
         return findings
@@ -314,7 +326,7 @@ class PlatformSpike:
         )
 
     def _shift(self, ctx: WindowContext, mix: list[float], counts: list[float]) -> Finding | None:
-        """G-test of the ~15-minute EW reason counts against the learned mix."""
+        """G-test of reason counts against the learned mix."""
         p = self.p
         n = sum(counts)
         if n < p.shift_min_invalidations:
