@@ -40,7 +40,7 @@ def _docs(cls: type) -> dict[str, str]:
         src = inspect.getsource(cls)
     except (OSError, TypeError):
         return {}
-    pattern = re.compile(r"^\s+(\w+): [^=\n]+=[^#\n]*#\s*(.*)$", re.M)
+    pattern = re.compile(r"^\s+(\w+): [^#\n]+#\s*(.*)$", re.M)
     return {m[1]: m[2].strip() for m in pattern.finditer(src)}
 
 
@@ -127,7 +127,10 @@ def _nest(flat: dict[str, dict[str, str]]) -> dict[str, Any]:
 
 
 def _apply_doc(params: MonitorParams, doc: Mapping[str, Any]) -> MonitorParams:
-    unknown = set(doc) - {"monitor", "publisher", "platform", "volume", "quality", "alerts"}
+    # [stream] is the stream service's (streams.settings), not the detectors'
+    unknown = set(doc) - {
+        "monitor", "publisher", "platform", "volume", "quality", "alerts", "stream"
+    }
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
     params = _apply(params, doc.get("monitor", {}), "monitor")

@@ -33,25 +33,25 @@ from monitor.windows import CHANNELS, ORDERS, TOTAL
 class PlatformParams:
     period_windows: int = 288  # one day of 5-min windows
     halflife_windows: float = 288.0  # reason mix and per-order ratios
-    short_halflife_windows: float = 3.0
+    short_halflife_windows: float = 3.0  # the 15-minute sums of small platforms
     volume_halflife_windows: float = 12.0  # promotions: orders over the last ~hour
     surge_ratio: float = 1.3  # orders this far above forecast are a surge, not learned
     dispersion: float = 30.0  # negative binomial size of platform totals
     spike_score: float = 6.0  # -log10 p of the total, or of the reason carrying the rise
     spike_total_score: float = 3.0  # the total itself must be at least this significant
-    spike_min_ratio: float = 1.4
-    spike_min_excess: float = 20.0
-    sustain_ratio: float = 1.15
+    spike_min_ratio: float = 1.4  # platform total / volume-adjusted forecast to fire
+    spike_min_excess: float = 20.0  # extra invalidations per window to fire
+    sustain_ratio: float = 1.15  # keeps an open platform alert open
     min_publishers: int = 5  # distinct publishers sharing the excess
     max_top_share: float = 0.5  # largest single publisher's share of the excess
-    max_top3_share: float = 0.8
-    shift_score: float = 8.0
+    max_top3_share: float = 0.8  # three largest publishers' share of the excess
+    shift_score: float = 8.0  # -log10 p of the G-test on the reason mix to fire
     shift_min_tvd: float = 0.15  # total variation distance from the usual mix
-    shift_min_invalidations: int = 30
+    shift_min_invalidations: int = 30  # invalidations needed to judge a mix
     shift_max_total_ratio: float = 1.3  # above this raw total ratio a mix change is no shift
     shift_max_volume_factor: float = 1.2  # nor during an order surge (promotion)
     relabel_rest_ratio: float = 0.75  # other reasons below this share of normal: relabelling
-    prior_mix: tuple[float, ...] = (0.55, 0.3, 0.04, 0.03, 0.005, 0.075)
+    prior_mix: tuple[float, ...] = (0.55, 0.3, 0.04, 0.03, 0.005, 0.075)  # start mix
 
 
 class PlatformBaseline:

@@ -68,10 +68,10 @@ class PublisherParams:
     min_ratio: float = 2.5  # observed / expected needed to fire
     sustain_score: float = 2.5  # keeps a firing alert open (hysteresis)
     cusum_allowance: float = 0.75  # standard deviations of slack per window
-    cusum_threshold: float = 14.0
-    cusum_min_excess: float = 10.0
-    cusum_min_ratio: float = 1.6
-    cusum_z_cap: float = 4.0
+    cusum_threshold: float = 14.0  # CUSUM of standardised excess that fires (slow waves)
+    cusum_min_excess: float = 10.0  # extra invalidations the CUSUM run must hold
+    cusum_min_ratio: float = 1.6  # observed / expected over the CUSUM run
+    cusum_z_cap: float = 4.0  # one window adds at most this many standard deviations
     cusum_min_age_windows: float = 72.0  # CUSUM needs 6 h of the publisher's own history
     forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
 

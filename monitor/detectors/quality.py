@@ -25,11 +25,11 @@ from monitor.stats import nb_upper_score, poisson_lower_score
 @dataclass(frozen=True, slots=True)
 class RateParams:
     min_rate: float  # share of arrivals needed to fire
-    min_count: int = 10
+    min_count: int = 10  # bad inputs in the window needed to fire
     min_ratio: float = 3.0  # observed / expected background
     score: float = 6.0  # -log10 p needed to fire
     background: float = 1e-3  # prior background rate
-    halflife_windows: float = 288.0
+    halflife_windows: float = 288.0  # memory of the background rate: one day
 
 
 DEFAULT_RATES: dict[Kind, RateParams] = {
@@ -117,7 +117,7 @@ class RateDetector:
 
 @dataclass(frozen=True, slots=True)
 class VolumeParams:
-    period_windows: int = 288
+    period_windows: int = 288  # windows in a day: the daily profile of volume
     min_drop: float = 0.25  # fire when at least this share of expected events is missing
     score: float = 6.0  # Poisson lower-tail -log10 p needed to fire
     min_expected: float = 50.0  # too little traffic to call a drop
