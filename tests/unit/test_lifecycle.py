@@ -77,7 +77,7 @@ def test_orders_leave_after_retention_and_the_footprint_is_bounded():
     for i in range(5000):
         step(lc, ev(f"e{i}", f"order-{i:08d}", Status.PAID, minutes=i % 60))
     per_order = order_footprint_bytes(lc)
-    assert 60 < per_order < 320, per_order  # documented in monitor/lifecycle.py
+    assert 60 < per_order < 200, per_order  # documented in monitor/lifecycle.py
     assert lc.evict(T0.timestamp() + 86400 + 3600) == 5000
     assert len(lc) == 0 and lc.evicted == 5000
 
