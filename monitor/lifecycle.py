@@ -67,6 +67,15 @@ def _pack(rank: int, rank_at: int, paid: int, last: int) -> int:
     return rank | (rank_at & _T34) << 3 | ((paid + 1) & _T34) << 37 | (last & _T34) << 71
 
 
+def _marks_list(marks: int) -> list[int]:
+    """The CRCs in a marks integer, oldest first."""
+    out = []
+    while marks:
+        out.append(marks & 0xFFFFFFFF)
+        marks >>= 33
+    return out[::-1]
+
+
 def _unpack(packed: int) -> tuple[int, int, int, int]:
     return (
         packed & 7,
@@ -150,16 +159,22 @@ class Lifecycle:
         return {
             "retention_s": self.retention_s,
             "evicted": self.evicted,
-            "orders": [[k, v[0], v[1], v[2]] for k, v in self.orders.items()],
+            # unpacked: msgpack and JSON carry integers of at most 64 bits
+            "orders": [
+                [k, v[0], *_unpack(v[1]), _marks_list(v[2])] for k, v in self.orders.items()
+            ],
         }
 
     @classmethod
     def restore(cls, snap: dict) -> Lifecycle:
         lc = cls(snap["retention_s"])
         lc.evicted = snap["evicted"]
-        for k, pub, packed, marks in snap["orders"]:
+        for k, pub, rank, rank_at, paid, last, crcs in snap["orders"]:
             pub = lc._pubs.setdefault(pub, pub)
-            lc.orders[k] = (pub, packed, marks)
+            marks = 0
+            for crc in crcs:
+                marks = marks << 33 | crc | _MARK
+            lc.orders[k] = (pub, _pack(rank, rank_at, paid, last), marks)
         return lc
 
 

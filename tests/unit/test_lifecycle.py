@@ -107,3 +107,15 @@ def test_a_second_invalidation_with_a_new_event_id_is_not_counted_twice():
     assert step(lc, ev("a", "o", Status.INVALIDATED, 1, reason=Reason.REFUND)).counts_invalidation
     again = step(lc, ev("b", "o", Status.INVALIDATED, 2, reason=Reason.REFUND))
     assert not again.counts_invalidation and again.violation is None
+
+
+def test_snapshot_travels_through_msgpack():
+    import msgspec
+
+    lc = Lifecycle()
+    for i in range(5):
+        step(lc, ev(f"e{i}", "o1", Status.PAID if i == 0 else Status.CONFIRMED, minutes=i))
+    snap = msgspec.msgpack.decode(msgspec.msgpack.encode(lc.snapshot()))
+    lc2 = Lifecycle.restore(snap)
+    assert lc2.orders == lc.orders
+    assert step(lc2, ev("e3", "o1", Status.CONFIRMED, minutes=3)).duplicate
