@@ -1,9 +1,12 @@
-"""The whole monitor as one pure object: bytes in, alert records out.
+"""The monitor: bytes in, alert records out, as three stages (``monitor.stages``).
 
-``Monitor.process(raw, source)`` runs decode -> lifecycle -> event-time windows for one
-message; when the watermark closes windows, the detectors score them and the alert book
-turns findings into firing/resolved records, collected in ``Monitor.alerts`` for the
-driver to take. No clock, no I/O: replay and the stream driver run this same object.
+``Monitor.process(raw, source)`` runs one message through ``Ingest`` (decode, lifecycle,
+clock guard) -> ``Windowing`` (event-time windows) and, when the watermark closes windows,
+``Detection`` scores them and the alert book turns findings into firing/resolved records,
+collected in ``Monitor.alerts`` for the driver to take. No clock, no I/O: replay runs this
+object; the stream driver (``streams/``) runs the same three stages across partitions.
+
+``Detection`` is here, not in ``monitor.stages``: it is where the detectors meet.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 import msgspec
 
 from monitor.alerting import AlertBook
-from monitor.decode import DEFAULT_MAX_BYTES, decode
+from monitor.decode import DEFAULT_MAX_BYTES
 from monitor.detectors.base import Finding, WindowContext
 from monitor.detectors.platform import PlatformBaseline, PlatformParams, PlatformSpike
 from monitor.detectors.publisher import PublisherParams, PublisherSpike
@@ -26,9 +29,11 @@ from monitor.detectors.quality import (
     VolumeDrop,
     VolumeParams,
 )
-from monitor.lifecycle import Lifecycle
 from monitor.model import REASON_INDEX, Alert, Kind, Rejection
-from monitor.windows import WindowAcc, Windows, windows_restore, windows_snapshot
+from monitor.stages import Ingest, Partial, Windowing
+from monitor.windows import WindowAcc
+
+EVICT_EVERY_WINDOWS = 288  # the lifecycle forgets stale orders once a day of windows
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,18 @@ class MonitorParams:
     rates: dict[Kind, RateParams] = field(default_factory=lambda: dict(DEFAULT_RATES))
 
 
-class Monitor:
-    def __init__(self, params: MonitorParams | None = None) -> None:
+class Detection:
+    """Complete windows in, alert records out (``alerts``).
+
+    ``add(partial)`` (stream driver) merges the partials of ``parts`` windowing partitions:
+    window k is complete once every partition has reported k or a later window (each
+    reports its windows in order, so a partition that reported k has nothing more for k).
+    A re-delivered partial (same window and partition) is ignored. ``close(acc,
+    detected_at)`` scores one complete window; the one-process ``Monitor`` calls it directly.
+    """
+
+    def __init__(self, params: MonitorParams | None = None, parts: int = 1) -> None:
         self.params = p = params or MonitorParams()
-        self.windows = Windows(p.window_s, p.lateness_s, p.future_tolerance_s, p.jump_confirm,
-                               p.idle_after_s)
-        self.lifecycle = Lifecycle(p.retention_s)
         self.baseline = PlatformBaseline(p.platform)
         self.publisher = PublisherSpike(p.publisher)
         self.platform = PlatformSpike(self.baseline)
@@ -62,87 +73,46 @@ class Monitor:
         self.volume = VolumeDrop(p.volume)
         self.book = AlertBook(p.resolve_after_windows)
         self.alerts: list[Alert] = []
-        # counters (driver summaries and metrics read these)
-        self.accepted = 0
-        self.rejected: Counter[str] = Counter()
-        self.duplicates = 0
-        self.violations: Counter[str] = Counter()
-        self.invalidations: Counter[str] = Counter()
         self.alert_counts: Counter[tuple[str, str]] = Counter()
         self.windows_closed = 0
-        self._early_rejects = 0  # before any event set a clock
-        self._next_close = float("-inf")
-        self._fast = p.fast_after_payment_s
+        self.parts = parts
+        self.reported: dict[int, int] = {}  # windowing partition -> last window it reported
+        self.pending: dict[int, dict[int, Partial]] = {}  # window -> partition -> partial
+        self.closed_through = -1
+        self.watermark: float | None = None
+        self.redelivered = 0
 
-    # -- per message ------------------------------------------------------------------
-    def process(self, raw: bytes, source: int = 0) -> Rejection | None:
-        ev = decode(raw, self.params.max_event_bytes)
-        if type(ev) is Rejection:
-            self.rejected[ev.code] += 1
-            acc = self.windows.stream_window(source)
-            if acc is None:
-                self._early_rejects += 1
-            else:
-                acc.rejected += 1
-                acc.arrivals += 1
-                acc.rejected_by_code[ev.code] = acc.rejected_by_code.get(ev.code, 0) + 1
-            return ev
-        ts = ev.occurred_at.timestamp()  # type: ignore[union-attr]
-        step = self.lifecycle.step(ev, ts)  # type: ignore[arg-type]
-        if step.duplicate:
-            self.duplicates += 1
-            acc = self.windows.stream_window(source)
-            if acc is not None:
-                acc.duplicates += 1
-                acc.arrivals += 1
-            return None
-        self.accepted += 1
-        reason = -1
-        fast = False
-        if step.counts_invalidation:
-            reason = REASON_INDEX[ev.reason]  # type: ignore[union-attr,index]
-            self.invalidations[ev.reason] += 1  # type: ignore[union-attr,index]
-            fast = step.since_paid is not None and step.since_paid <= self._fast
-        buyer = ev.parent_order_id or ev.order_id  # type: ignore[union-attr]
-        windows = self.windows
-        windows.add(source, ts, (buyer, ev.publisher_id, step.new_order, reason, fast))  # type: ignore[union-attr]
-        acc = windows.stream_window(source)
-        if acc is not None:
-            acc.arrivals += 1
-            if self._early_rejects:
-                acc.rejected += self._early_rejects
-                acc.arrivals += self._early_rejects
-                self._early_rejects = 0
-            if step.violation is not None:
-                self.violations[step.violation] += 1
-                acc.violations += 1
-                acc.violations_by_type[step.violation] = (
-                    acc.violations_by_type.get(step.violation, 0) + 1
-                )
-        clock = windows.sources[source].clock
-        if clock is not None and clock >= self._next_close:
-            self._close(windows.advance())
-        return None
-
-    def flush(self) -> None:
-        """End of input: close every open window (a replay's last step)."""
-        self._close(self.windows.flush())
+    # -- merging partials (stream driver) -------------------------------------------------
+    def add(self, partial: Partial) -> list[tuple[int, float]]:
+        """Take one partial; close what is complete. Returns [(window, detected_at)] closed."""
+        k = partial.acc.index
+        if k <= self.reported.get(partial.part, -1) or k <= self.closed_through:
+            self.redelivered += 1
+            return []
+        self.reported[partial.part] = k
+        self.pending.setdefault(k, {})[partial.part] = partial
+        if len(self.reported) < self.parts:
+            return []
+        upto = min(self.reported.values())
+        closed = []
+        for i in sorted(i for i in self.pending if i <= upto):
+            acc, wm = merge_partials(self.pending.pop(i))
+            detected_at = max(wm if wm is not None else acc.end, acc.end)
+            self.watermark = wm
+            self.close(acc, detected_at)
+            self.closed_through = i
+            closed.append((i, detected_at))
+        return closed
 
     def take_alerts(self) -> list[Alert]:
         out, self.alerts = self.alerts, []
         return out
 
-    # -- per window ---------------------------------------------------------------------
-    def _close(self, closed: list[WindowAcc]) -> None:
-        for acc in closed:
-            self._close_one(acc)
-        p = self.params
-        self._next_close = (self.windows.closed_through + 2) * p.window_s + p.lateness_s
-
-    def _close_one(self, acc: WindowAcc) -> None:
+    # -- per window -----------------------------------------------------------------------
+    def close(self, acc: WindowAcc, detected_at: float) -> None:
+        """Score one complete window, learn from it, turn findings into alert records."""
         self.windows_closed += 1
         warm = self.windows_closed > self.params.warmup_windows
-        detected_at = max(self.windows.watermark or acc.end, acc.end)
         ctx = WindowContext(acc, acc.platform(), detected_at, warm, publisher_tests=len(acc.pubs))
         ctx.quiet_reasons = frozenset(
             REASON_INDEX[c]
@@ -153,13 +123,12 @@ class Monitor:
         )
         self.baseline.prepare(ctx)
         scored: list[tuple[Any, list[Finding]]] = []
+        det: Any
         for det in (*self.quality, self.volume, self.publisher, self.platform):
             scored.append((det, det.score(ctx)))
         findings = self._explain(ctx, [f for _, found in scored for f in found])
         for det, found in scored:
             det.learn(ctx, found)
-        if acc.index % 288 == 0:
-            self.lifecycle.evict(detected_at)
         if not warm:
             return
         for alert in self.book.update(acc.start, acc.end, detected_at, findings):
@@ -207,51 +176,172 @@ class Monitor:
 
     # -- state ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """The whole state as plain data (msgpack/JSON-able): restore() continues exactly."""
+        """Detector and alert state as plain data (msgpack/JSON-able)."""
         return {
-            "version": 1,
-            "windows": windows_snapshot(self.windows),
-            "lifecycle": self.lifecycle.snapshot(),
             "publisher": self.publisher.snapshot(),
             "platform": self.platform.snapshot(),
             "quality": {d.name: d.snapshot() for d in self.quality},
             "volume": self.volume.snapshot(),
             "book": self.book.snapshot(),
-            "counters": {
-                "accepted": self.accepted,
-                "rejected": dict(self.rejected),
-                "duplicates": self.duplicates,
-                "violations": dict(self.violations),
-                "invalidations": dict(self.invalidations),
-                "alert_counts": [[k, s, n] for (k, s), n in self.alert_counts.items()],
-                "windows_closed": self.windows_closed,
-                "early_rejects": self._early_rejects,
-                "next_close": self._next_close if self._next_close != float("-inf") else None,
-            },
+            "alert_counts": [[k, s, n] for (k, s), n in self.alert_counts.items()],
+            "windows_closed": self.windows_closed,
+            "reported": [[k, v] for k, v in self.reported.items()],
+            "pending": [partial_to_wire(p) for by in self.pending.values() for p in by.values()],
+            "closed_through": self.closed_through,
+            "watermark": self.watermark,
+            "redelivered": self.redelivered,
             "alerts": [msgspec.to_builtins(a) for a in self.alerts],
+        }
+
+    def restore(self, snap: dict[str, Any]) -> None:
+        self.publisher.restore(snap["publisher"])
+        self.platform.restore(snap["platform"])
+        for d in self.quality:
+            d.restore(snap["quality"][d.name])
+        self.volume.restore(snap["volume"])
+        self.book.restore(snap["book"])
+        self.alert_counts = Counter({(k, s): n for k, s, n in snap["alert_counts"]})
+        self.windows_closed = snap["windows_closed"]
+        self.reported = {k: v for k, v in snap["reported"]}
+        self.pending = {}
+        for w in snap["pending"]:
+            p = partial_from_wire(w, self.params.window_s)
+            self.pending.setdefault(p.acc.index, {})[p.part] = p
+        self.closed_through = snap["closed_through"]
+        self.watermark = snap["watermark"]
+        self.redelivered = snap["redelivered"]
+        self.alerts = [msgspec.convert(a, Alert) for a in snap["alerts"]]
+
+
+_SUMMED = ("events", "rejected", "duplicates", "violations", "future", "late", "arrivals")
+
+
+def merge_partials(by_part: dict[int, Partial]) -> tuple[WindowAcc, float | None]:
+    """One window from its partials (in partition order); the watermark is the lowest any
+    partition had when it closed the window (a deterministic decision time)."""
+    parts = [by_part[k] for k in sorted(by_part)]
+    wms = [p.watermark for p in parts if p.watermark is not None]
+    wm = min(wms) if wms else None
+    if len(parts) == 1:
+        return parts[0].acc, wm
+    first = parts[0].acc
+    acc = WindowAcc(first.index, first.width)
+    for p in parts:
+        a = p.acc
+        acc.pubs.update(a.pubs)  # publishers are partitioned: no overlap
+        for name in _SUMMED:
+            setattr(acc, name, getattr(acc, name) + getattr(a, name))
+        for src, dst in (
+            (a.rejected_by_code, acc.rejected_by_code),
+            (a.violations_by_type, acc.violations_by_type),
+        ):
+            for key, n in src.items():
+                dst[key] = dst.get(key, 0) + n
+    return acc, wm
+
+
+def partial_to_wire(p: Partial) -> dict[str, Any]:
+    a = p.acc
+    return {
+        "part": p.part, "wm": p.watermark, "index": a.index, "pubs": a.pubs,
+        "counts": [getattr(a, name) for name in _SUMMED],
+        "rejected_by_code": dict(a.rejected_by_code),
+        "violations_by_type": dict(a.violations_by_type),
+    }  # fmt: skip
+
+
+def partial_from_wire(d: dict[str, Any], width: int) -> Partial:
+    acc = WindowAcc(d["index"], width)
+    acc.pubs = {k: list(v) for k, v in d["pubs"].items()}
+    for name, n in zip(_SUMMED, d["counts"], strict=True):
+        setattr(acc, name, n)
+    acc.rejected_by_code = dict(d["rejected_by_code"])
+    acc.violations_by_type = dict(d["violations_by_type"])
+    return Partial(d["part"], acc, d["wm"])
+
+
+class Monitor:
+    """The three stages in one process, one partition each (replay, tests, benchmarks)."""
+
+    def __init__(self, params: MonitorParams | None = None) -> None:
+        self.params = p = params or MonitorParams()
+        self.ingest = Ingest(p)
+        self.windowing = Windowing(p)
+        self.detection = Detection(p)
+
+    # the parts drivers, summaries and tests look at
+    @property
+    def alerts(self) -> list[Alert]:
+        return self.detection.alerts
+
+    @property
+    def windows(self) -> Any:
+        return self.windowing.set
+
+    @property
+    def lifecycle(self) -> Any:
+        return self.ingest.lifecycle
+
+    def __getattr__(self, name: str) -> Any:
+        # counters live in their stage: accepted, rejected, duplicates, violations,
+        # invalidations (Ingest); detectors, book, alert_counts, windows_closed (Detection)
+        for stage in ("ingest", "detection"):
+            obj = self.__dict__.get(stage)
+            if obj is not None and hasattr(obj, name):
+                return getattr(obj, name)
+        raise AttributeError(name)
+
+    # -- per message ------------------------------------------------------------------
+    def process(self, raw: bytes, source: int = 0) -> Rejection | None:
+        ingest = self.ingest
+        rej = ingest.process(raw, source)
+        facts = ingest.out
+        if facts:
+            apply = self.windowing.apply
+            for f in facts:
+                apply(f)
+            facts.clear()
+            if self.windowing.out:
+                self._close()
+        return rej
+
+    def flush(self) -> None:
+        """End of input: close every open window (a replay's last step)."""
+        self.ingest.flush()
+        for f in self.ingest.out:
+            self.windowing.apply(f)
+        self.ingest.out.clear()
+        self.windowing.flush()
+        self._close()
+
+    def take_alerts(self) -> list[Alert]:
+        return self.detection.take_alerts()
+
+    def _close(self) -> None:
+        partials, self.windowing.out = self.windowing.out, []
+        for partial in partials:
+            self._close_one(partial.acc)
+
+    def _close_one(self, acc: WindowAcc) -> None:
+        detected_at = max(self.windowing.watermark or acc.end, acc.end)
+        self.detection.close(acc, detected_at)
+        if acc.index % EVICT_EVERY_WINDOWS == 0:
+            self.ingest.lifecycle.evict(detected_at)
+
+    # -- state ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain data (msgpack/JSON-able): restore() continues exactly."""
+        return {
+            "version": 2,
+            "ingest": self.ingest.snapshot(),
+            "windowing": self.windowing.snapshot(),
+            "detection": self.detection.snapshot(),
         }
 
     @classmethod
     def restore(cls, snap: dict[str, Any], params: MonitorParams | None = None) -> Monitor:
         mon = cls(params)
-        windows_restore(mon.windows, snap["windows"])
-        mon.lifecycle = Lifecycle.restore(snap["lifecycle"])
-        mon.publisher.restore(snap["publisher"])
-        mon.platform.restore(snap["platform"])
-        for d in mon.quality:
-            d.restore(snap["quality"][d.name])
-        mon.volume.restore(snap["volume"])
-        mon.book.restore(snap["book"])
-        c = snap["counters"]
-        mon.accepted = c["accepted"]
-        mon.rejected = Counter(c["rejected"])
-        mon.duplicates = c["duplicates"]
-        mon.violations = Counter(c["violations"])
-        mon.invalidations = Counter(c["invalidations"])
-        mon.alert_counts = Counter({(k, s): n for k, s, n in c["alert_counts"]})
-        mon.windows_closed = c["windows_closed"]
-        mon._early_rejects = c["early_rejects"]
-        nc = c["next_close"]
-        mon._next_close = float("-inf") if nc is None else nc
-        mon.alerts = [msgspec.convert(a, Alert) for a in snap["alerts"]]
+        mon.ingest.restore(snap["ingest"])
+        mon.windowing.restore(snap["windowing"])
+        mon.detection.restore(snap["detection"])
         return mon

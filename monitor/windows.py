@@ -1,23 +1,30 @@
 """Event-time windows: a stream clock per source, a watermark, tumbling window accumulators.
 
-- Each source (a Kafka partition; replay has one) keeps a clock: the largest event time it
-  accepted. An event stamped more than ``future_tolerance_s`` past its source clock is
-  *future* (a producer writing local time as UTC, say) and does not move the clock: it is
-  held, and counted as future as soon as an on-time event follows. Only when
-  ``jump_confirm`` such events arrive in a row does the clock accept the jump (a real gap in
-  traffic) and the held events count as on time. A handful of skewed events therefore
-  never closes the open windows.
+- Each source (a Kafka partition; replay has one) keeps a clock (``ClockGuard``): the
+  largest event time it accepted. An event stamped more than ``future_tolerance_s`` past
+  its source clock is *future* (a producer writing local time as UTC, say) and does not
+  move the clock: it is held, and counted as future as soon as an on-time event follows.
+  Only when ``jump_confirm`` such events arrive in a row does the clock accept the jump (a
+  real gap in traffic) and the held events count as on time. A handful of skewed events
+  therefore never closes the open windows.
 - The watermark is the minimum of ``clock - lateness_s`` over active sources; a source whose
   clock trails the fastest by more than ``idle_after_s`` is idle and does not hold time back.
 - Windows are tumbling, ``[k*width, (k+1)*width)``; a window closes when the watermark
   passes its end. Events for a closed window are *late*: counted, not added.
 - Rejections, duplicates, lifecycle violations, late and future events have no trustworthy
   event time: they are counted in the window that holds their source's clock.
+
+Two pieces, so the stream driver can run them in different stages: ``ClockGuard`` (one per
+source, where the source's events are decoded: ``monitor.stages.Ingest``) decides which
+events move the clock, and ``WindowSet`` (``monitor.stages.Windowing``) holds the open
+windows and derives the watermark from the clocks it is told. ``Windows`` composes the two
+for callers that have both in one place.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # Per-publisher count vector layout. The invalidation channels (reasons, fast, total) count
 # distinct *buyer* orders (``parent_order_id``, else ``order_id``) per reason: a buyer who
@@ -67,43 +74,111 @@ class WindowAcc:
         return tot
 
 
+HELD = -1  # ClockGuard.offer: the event is held (possibly future)
+JUMP = -2  # ClockGuard.offer: a run of held events confirms a jump; call take_jump()
+
+
+class ClockGuard:
+    """One source's stream clock and its future-skew guard.
+
+    ``offer(ts, item)`` says what to do with an event: ``0`` place it now (then call
+    ``moved(ts)``), ``n > 0`` first count the ``n`` held events as future (``take_future``),
+    then place it; ``HELD``: it is held; ``JUMP``: the run of held events is a real jump,
+    ``take_jump()`` returns them (this one included) to place in order.
+    """
+
+    __slots__ = ("clock", "pending", "tolerance", "confirm")
+
+    def __init__(self, tolerance: float = 900, confirm: int = 20) -> None:
+        self.clock: float | None = None
+        self.pending: list[tuple[float, Any]] = []
+        self.tolerance = tolerance
+        self.confirm = confirm
+
+    def offer(self, ts: float, item: Any) -> int:
+        clock = self.clock
+        if clock is None:
+            self.clock = ts
+            return 0
+        if ts > clock + self.tolerance:
+            self.pending.append((ts, item))
+            return HELD if len(self.pending) < self.confirm else JUMP
+        return len(self.pending)
+
+    def moved(self, ts: float) -> float:
+        """An event at ``ts`` was placed: the clock is the largest placed time."""
+        if ts > self.clock:  # type: ignore[operator]
+            self.clock = ts
+        return self.clock  # type: ignore[return-value]
+
+    def take_future(self) -> int:
+        n = len(self.pending)
+        self.pending = []
+        return n
+
+    def take_jump(self) -> list[tuple[float, Any]]:
+        held, self.pending = self.pending, []
+        self.clock = min(t for t, _ in held)
+        return held
+
+    def snapshot(self) -> list:
+        return [self.clock, [[t, list(c)] for t, c in self.pending]]
+
+    def restore(self, snap: list) -> None:
+        self.clock = snap[0]
+        self.pending = [(t, tuple(c)) for t, c in snap[1]]
+
+
 @dataclass(slots=True)
-class _SourceClock:
+class _Src:
     clock: float | None = None
-    pending: list = field(default_factory=list)
     acc_index: int = -1  # cache: the open window holding this source's clock
     acc: WindowAcc | None = None
 
 
-class Windows:
-    """Clocks, watermark and open windows for all sources."""
+class WindowSet:
+    """Open windows, the watermark over the sources' clocks, closing.
+
+    ``expected_sources`` (stream driver): the sources ``0..n-1`` that will report; one that
+    has not reported yet holds time back unless marked idle. ``idle_after_s`` (replay): a
+    source whose clock trails the newest by more than this is idle; ``None`` turns the
+    event-time rule off (the stream driver marks sources idle on the wall clock instead,
+    ``set_idle``). When every source is idle, the newest clock sets the watermark.
+    """
 
     def __init__(
         self,
         width_s: int = 300,
         lateness_s: int = 120,
-        future_tolerance_s: int = 900,
-        jump_confirm: int = 20,
-        idle_after_s: int = 900,
+        idle_after_s: float | None = 900,
+        expected_sources: int | None = None,
     ) -> None:
         self.width = width_s
         self.lateness = lateness_s
-        self.future_tolerance = future_tolerance_s
-        self.jump_confirm = jump_confirm
         self.idle_after = idle_after_s
-        self.sources: dict[int, _SourceClock] = {}
+        self.expected = expected_sources
+        self.sources: dict[int, _Src] = {}
+        self.idle: set[int] = set()
         self.open: dict[int, WindowAcc] = {}
         self.closed_through = -1  # every window index <= this is closed
         self.watermark: float | None = None
         self.late_total = 0
         self.future_total = 0
 
-    # -- clocks ---------------------------------------------------------------------
-    def _source(self, source: int) -> _SourceClock:
+    def set_clock(self, source: int, clock: float | None) -> None:
         src = self.sources.get(source)
         if src is None:
-            src = self.sources[source] = _SourceClock()
-        return src
+            src = self.sources[source] = _Src()
+        if clock is not None and (src.clock is None or clock > src.clock):
+            src.clock = clock
+        if self.idle:
+            self.idle.discard(source)
+
+    def set_idle(self, source: int, idle: bool = True) -> None:
+        if idle:
+            self.idle.add(source)
+        else:
+            self.idle.discard(source)
 
     def stream_window(self, source: int) -> WindowAcc | None:
         """The open window holding the source's clock (for events without a usable time)."""
@@ -124,43 +199,24 @@ class Windows:
             acc = self.open[index] = WindowAcc(index, self.width)
         return acc
 
-    def add(self, source: int, ts: float, contrib: tuple) -> str:
-        """Place one valid, non-duplicate event; returns 'on_time', 'late', 'future' or 'held'.
-
-        ``contrib`` is (buyer order id, publisher, new_order, reason slot or -1, fast).
-        """
-        src = self._source(source)
-        if src.clock is None:
-            src.clock = ts
-        elif ts > src.clock + self.future_tolerance:
-            src.pending.append((ts, contrib))
-            if len(src.pending) < self.jump_confirm:
-                return "held"
-            # a run of jump_confirm events all far ahead: the stream really moved on
-            held, src.pending = src.pending, []
-            src.clock = min(t for t, _ in held)
-            for t, c in held:
-                self._place(src, t, c)
-            return "on_time"
-        if src.pending:
-            self._flush_future(source, src)
-        return self._place(src, ts, contrib)
-
-    def _flush_future(self, source: int, src: _SourceClock) -> None:
-        n = len(src.pending)
-        src.pending = []
+    def count_future(self, source: int, n: int) -> None:
         acc = self.stream_window(source)
         if acc is not None:
             acc.future += n
         self.future_total += n
 
-    def _place(self, src: _SourceClock, ts: float, contrib: tuple) -> str:
-        if ts > src.clock:  # type: ignore[operator]
-            src.clock = ts
+    def place(self, source: int, ts: float, contrib: tuple, late: bool = False) -> str:
+        """Count one valid event at ``ts`` (the source clock already includes it).
+
+        ``contrib`` is (buyer order id, publisher, new_order, reason slot or -1, fast);
+        ``late``: the caller knows the event is late (its source's watermark had passed
+        its window). Returns 'on_time' or 'late'.
+        """
         index = int(ts // self.width)
-        if index <= self.closed_through:
+        if late or index <= self.closed_through:
             self.late_total += 1
-            acc = self._acc(max(int(src.clock // self.width), self.closed_through + 1))  # type: ignore[operator]
+            clock = self.sources[source].clock
+            acc = self._acc(max(int(clock // self.width), self.closed_through + 1))  # type: ignore[operator]
             acc.late += 1
             return "late"
         acc = self._acc(index)
@@ -185,12 +241,19 @@ class Windows:
     # -- watermark --------------------------------------------------------------------
     def advance(self) -> list[WindowAcc]:
         """Recompute the watermark; return the windows it closes, oldest first."""
-        clocks = [s.clock for s in self.sources.values() if s.clock is not None]
+        clocks = [(s, src.clock) for s, src in self.sources.items() if src.clock is not None]
         if not clocks:
             return []
-        newest = max(clocks)
-        active = [c for c in clocks if c >= newest - self.idle_after]
-        wm = min(active) - self.lateness
+        idle = self.idle
+        if self.expected is not None:
+            known = {s for s, _ in clocks}
+            if any(s not in known and s not in idle for s in range(self.expected)):
+                return []  # a source that has not reported yet holds time back
+        newest = max(c for _, c in clocks)
+        active = [c for s, c in clocks if s not in idle]
+        if self.idle_after is not None:
+            active = [c for c in active if c >= newest - self.idle_after]
+        wm = (min(active) if active else newest) - self.lateness
         if self.watermark is not None and wm <= self.watermark:
             return []
         self.watermark = wm
@@ -206,7 +269,7 @@ class Windows:
         closed = []
         # empty windows in between close too (detectors must see silence), but a gap of
         # more than a day closes only the windows that hold data plus the last one
-        indices = range(first, last + 1)
+        indices: range | list[int] = range(first, last + 1)
         if last - first > 288:
             indices = sorted({i for i in self.open if i <= last} | {last})
         for i in indices:
@@ -219,13 +282,10 @@ class Windows:
     def flush(self) -> list[WindowAcc]:
         """End of input: close every window the stream has fully passed in event time.
 
-        Held future events count as future. The window holding the newest event is still
-        being filled when the input ends, so it is dropped rather than judged on a part of
-        its traffic (a replay must not end with a false volume drop).
+        The window holding the newest event is still being filled when the input ends, so
+        it is dropped rather than judged on a part of its traffic (a replay must not end
+        with a false volume drop).
         """
-        for source, src in self.sources.items():
-            if src.pending:
-                self._flush_future(source, src)
         clocks = [s.clock for s in self.sources.values() if s.clock is not None]
         if not clocks or not self.open:
             return []
@@ -233,6 +293,75 @@ class Windows:
         closed = self._close_through(last_complete)
         self.open.clear()
         return closed
+
+    def snapshot(self) -> dict:
+        return {
+            "sources": [[k, s.clock] for k, s in self.sources.items()],
+            "idle": sorted(self.idle),
+            "open": [_acc_snapshot(a) for a in self.open.values()],
+            "closed_through": self.closed_through,
+            "watermark": self.watermark,
+            "late_total": self.late_total,
+            "future_total": self.future_total,
+        }
+
+    def restore(self, d: dict) -> None:
+        self.sources = {k: _Src(clock) for k, clock in d["sources"]}
+        self.idle = set(d["idle"])
+        self.open = {a["index"]: _acc_restore(a, self.width) for a in d["open"]}
+        self.closed_through = d["closed_through"]
+        self.watermark = d["watermark"]
+        self.late_total = d["late_total"]
+        self.future_total = d["future_total"]
+
+
+class Windows:
+    """Clock guards and a window set in one object (all sources in one place)."""
+
+    def __init__(
+        self,
+        width_s: int = 300,
+        lateness_s: int = 120,
+        future_tolerance_s: int = 900,
+        jump_confirm: int = 20,
+        idle_after_s: int = 900,
+    ) -> None:
+        self.set = WindowSet(width_s, lateness_s, idle_after_s)
+        self.future_tolerance = future_tolerance_s
+        self.jump_confirm = jump_confirm
+        self.sources: dict[int, ClockGuard] = {}
+
+    def __getattr__(self, name: str) -> Any:  # open, closed_through, watermark, totals
+        return getattr(self.__dict__["set"], name)
+
+    def add(self, source: int, ts: float, contrib: tuple) -> str:
+        """Place one valid, non-duplicate event; returns 'on_time', 'late' or 'held'."""
+        guard = self.sources.get(source)
+        if guard is None:
+            guard = self.sources[source] = ClockGuard(self.future_tolerance, self.jump_confirm)
+        ws = self.set
+        todo = guard.offer(ts, contrib)
+        if todo == HELD:
+            return "held"
+        if todo == JUMP:
+            for t, c in guard.take_jump():
+                ws.set_clock(source, guard.moved(t))
+                ws.place(source, t, c)
+            return "on_time"
+        if todo > 0:
+            ws.count_future(source, guard.take_future())
+        ws.set_clock(source, guard.moved(ts))
+        return ws.place(source, ts, contrib)
+
+    def advance(self) -> list[WindowAcc]:
+        return self.set.advance()
+
+    def flush(self) -> list[WindowAcc]:
+        """End of input: held future events count as future, then ``WindowSet.flush``."""
+        for source, guard in self.sources.items():
+            if guard.pending:
+                self.set.count_future(source, guard.take_future())
+        return self.set.flush()
 
 
 def _acc_snapshot(acc: WindowAcc) -> dict:
@@ -261,28 +390,3 @@ def _acc_restore(d: dict, width: int) -> WindowAcc:
     acc.violations_by_type = dict(d["violations_by_type"])
     acc.buyers = {tuple(k) for k in d["buyers"]}
     return acc
-
-
-def windows_snapshot(w: Windows) -> dict:
-    return {
-        "sources": {
-            str(k): [s.clock, [[t, list(c)] for t, c in s.pending]] for k, s in w.sources.items()
-        },
-        "open": [_acc_snapshot(a) for a in w.open.values()],
-        "closed_through": w.closed_through,
-        "watermark": w.watermark,
-        "late_total": w.late_total,
-        "future_total": w.future_total,
-    }
-
-
-def windows_restore(w: Windows, d: dict) -> None:
-    w.sources = {
-        int(k): _SourceClock(clock, [(t, tuple(c)) for t, c in pending])
-        for k, (clock, pending) in d["sources"].items()
-    }
-    w.open = {a["index"]: _acc_restore(a, w.width) for a in d["open"]}
-    w.closed_through = d["closed_through"]
-    w.watermark = d["watermark"]
-    w.late_total = d["late_total"]
-    w.future_total = d["future_total"]
