@@ -21,6 +21,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from monitor.replay import InputError, format_summary, replay
 
     params = load_params(args.config)
+    notify = None
+    if args.notify:  # the [alerts] configuration is checked before a long replay
+        from alerts.cli import prepare_notify
+
+        notify = prepare_notify(args.config)
     out = _open_out(args.out)
     rejects = open(args.rejects, "wb") if args.rejects else None  # noqa: SIM115
     try:
@@ -39,6 +44,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     n_rej = sum(mon.rejected.values())
     if n_rej and not args.rejects:
         print(f"  note: {n_rej} rejected lines; pass --rejects FILE to keep them", file=sys.stderr)
+    if notify is not None:
+        return notify(summary.alerts)
     return 0
 
 
@@ -77,14 +84,37 @@ def cmd_detect_series(args: argparse.Namespace) -> int:
 def cmd_config_show(args: argparse.Namespace) -> int:
     from monitor.config import load_params, render
 
-    print(render(load_params(args.config)))
+    text = render(load_params(args.config))
+    from alerts.config import load_alerts_config
+    from alerts.config import render as render_alerts
+
+    # delivery settings too, every secret (webhook URL, HMAC key) shown only by its source
+    print(text + "\n" + render_alerts(load_alerts_config(args.config)))
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from monitor.demo import run_offline_demo
+    if args.offline:
+        from monitor.demo import run_offline_demo
 
-    return run_offline_demo(args.seed, args.publishers, args.days)
+        return run_offline_demo(args.seed, args.publishers or 1500, args.days)
+    from streams.demo import run_live_demo
+
+    return run_live_demo(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.config import load_params
+    from streams.service import run_service
+    from streams.settings import load_stream_settings
+
+    params = load_params(args.config)
+    settings = load_stream_settings(
+        args.config, broker=args.broker, web_port=args.web_port, web_host=args.web_host,
+        app_id=args.app_id, store=args.store, datadir=args.datadir, partitions=args.partitions,
+        embedded=True if args.embedded else None,
+    )  # fmt: skip
+    return run_service(settings, params)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
@@ -103,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects", help="write every rejected line here with its code and message")
     p.add_argument("--config", help="TOML config file")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
+    p.add_argument("--notify", action="store_true",
+                   help="also send the alerts through the configured receivers ([alerts] in "
+                   "--config, or ORDERMON_*_URL; see alerts/README.md); off by default")
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("simulate", help="write a realistic labelled event stream")
@@ -144,9 +177,29 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", help="TOML config file")
     c.set_defaults(func=cmd_config_show)
 
-    p = sub.add_parser("demo", help="the demo: a simulated stream with incidents, alerts printed")
+    p = sub.add_parser("run", help="the stream service: one worker of the consumer group")
+    p.add_argument("--broker", help="kafka://host:port (default from config, else 127.0.0.1:9092)")
+    p.add_argument("--config", help="TOML config file ([stream] section + detector settings)")
+    p.add_argument("--web-port", type=int, help="/healthz, /readyz, /status port (0: none)")
+    p.add_argument("--web-host", help="web bind address (default 127.0.0.1)")
+    p.add_argument("--app-id", help="consumer group and internal topic prefix")
+    p.add_argument("--store", help="table store: rocksdb:// or memory://")
+    p.add_argument("--datadir", help="local table data directory (one per worker)")
+    p.add_argument("--partitions", type=int, help="input partitions if the topic is created")
+    p.add_argument("--embedded", action="store_true",
+                   help="the broker is the embedded Tansu (see streams/README.md)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="the live demo: embedded broker, simulated stream, worker")
+    p.add_argument("--speed", type=float, default=1200.0,
+                   help="event time runs this many times faster than the wall clock")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: "
+                   "when the simulated stream ends, or Ctrl-C)")
+    p.add_argument("--web-port", type=int, default=0, help="status port (default: a free one)")
+    p.add_argument("--offline", action="store_true",
+                   help="the offline demo: simulate, replay in-process, print alerts")
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--publishers", type=int, default=1500)
+    p.add_argument("--publishers", type=int, help="default 400 live, 1500 offline")
     p.add_argument("--days", type=float, default=1.5)
     p.set_defaults(func=cmd_demo)
     return ap

@@ -1,0 +1,309 @@
+"""The faust application: topics, checkpoint tables, thin agents, timers, status pages.
+
+Topology (P = input partitions; the internal topics are created with the same count)::
+
+    orders (P, key order_id) --ingest--> <app>.facts (P, by publisher) --windowing-->
+    <app>.partials (1) --detection--> ordermon.alerts (1, key alert_id) --delivery--> console
+                     \\--> orders.dlq (P): rejected bytes + error headers
+
+Every agent is the same loop: take a message, hand it to the partition's task
+(``streams.tasks``), send what the task returns, let the ``PartitionRunner`` checkpoint
+and acknowledge. No detection logic lives here.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, Any
+
+import msgspec
+import structlog
+
+from monitor.model import Alert, Rejection
+from monitor.pipeline import MonitorParams, partial_to_wire
+from monitor.render import alert_line
+from monitor.replay import encode_alert
+from monitor.stall import StallDetector
+from streams.broker import bootstrap_of
+from streams.checkpoint import CheckpointStore
+from streams.live import LiveSignals
+from streams.runners import PartitionRunner
+from streams.settings import StreamSettings
+from streams.tasks import IDLE, DetectTask, IngestTask, WindowTask
+
+log = structlog.get_logger("ordermon.stream")
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder()
+QUIET_CHECKPOINT_S = 1.0  # a partition this quiet is checkpointed (and acknowledged)
+
+
+class StreamApp:
+    """Composition root of one worker: builds the faust app from settings."""
+
+    def __init__(
+        self,
+        settings: StreamSettings,
+        params: MonitorParams,
+        partitions: int,
+        out: IO[str] | None = None,
+        on_alert: Callable[[Alert], None] | None = None,
+    ) -> None:
+        import faust
+
+        s = self.s = settings
+        self.params = params
+        self.P = P = partitions
+        self.out = out or sys.stdout
+        self.on_alert = on_alert
+        self.color = s.color or bool(getattr(self.out, "isatty", lambda: False)())
+        self.app = app = faust.App(
+            s.app_id,
+            broker=";".join(f"kafka://{h}" for h in bootstrap_of(s.broker).split(",")),
+            store=s.store,
+            datadir=s.datadir,
+            topic_partitions=P,
+            broker_session_timeout=10,
+            broker_heartbeat_interval=1,
+            broker_rebalance_timeout=10,
+            broker_commit_interval=1.0,
+            recovery_consistency_check=not s.embedded,
+            consumer_auto_offset_reset="earliest",
+            stream_wait_empty=False,  # acks are ours: unacknowledged messages are expected
+            table_standby_replicas=0,
+            producer_linger_ms=10,
+            producer_max_batch_size=256 * 1024,
+            web_enabled=s.web_port > 0,
+            web_port=s.web_port or 6066,
+            web_bind=s.web_host,
+            web_host=s.web_host,
+            autodiscover=False,
+        )
+
+        def raw_topic(name: str, n: int) -> Any:
+            return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                             value_serializer="raw", partitions=n)  # fmt: skip
+
+        self.t_orders = raw_topic(s.input_topic, P)
+        self.t_dlq = raw_topic(s.dlq_topic, P)
+        self.t_facts = raw_topic(s.facts_topic, P)
+        self.t_partials = raw_topic(s.partials_topic, 1)
+        self.t_alerts = raw_topic(s.alerts_topic, 1)
+
+        def table(name: str, n: int) -> CheckpointStore:
+            # serializers follow the types: str keys as JSON, bytes values raw
+            t = app.Table(name, partitions=n, key_type=str, value_type=bytes)
+            return CheckpointStore(t)
+
+        every = (s.checkpoint_interval_s, s.checkpoint_events)
+        self.ingest = PartitionRunner(
+            "ingest", table("ingest-ckpt", P), lambda p: IngestTask(params, p, P),
+            self._send_facts, *every,
+        )  # fmt: skip
+        self.windowing = PartitionRunner(
+            "windowing", table("windowing-ckpt", P), lambda q: WindowTask(params, q, P),
+            self._send_partials, *every,
+        )  # fmt: skip
+        self.detection = PartitionRunner(
+            "detection", table("detection-ckpt", 1), lambda _: DetectTask(params, P),
+            self._send_alerts, *every,
+        )  # fmt: skip
+        self.runners = {s.input_topic: self.ingest, s.facts_topic: self.windowing,
+                        s.partials_topic: self.detection}  # fmt: skip
+        self.live = LiveSignals(self, StallDetector(s.stall_min_s, s.stall_factor))
+        self.last_flush: dict[int, float] = {}
+        self.idle_sent: set[int] = set()
+        self.assigned_at = time.monotonic()
+        self.delivered: set[tuple[str, str]] = set()
+        self.counts = {"dead_lettered": 0, "alerts_sent": 0, "alerts_printed": 0,
+                       "alerts_repeated": 0, "partials_sent": 0, "fact_records": 0}  # fmt: skip
+
+        app.agent(self.t_orders, name="ordermon-ingest")(self._ingest_agent)
+        app.agent(self.t_facts, name="ordermon-windowing")(self._windowing_agent)
+        app.agent(self.t_partials, name="ordermon-detection")(self._detection_agent)
+        app.agent(self.t_alerts, name="ordermon-delivery")(self._delivery_agent)
+        app.timer(0.25, name="ordermon-housekeeping")(self._housekeeping)
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+        if s.embedded:
+            self._patch_recovery()
+        if s.web_port > 0:
+            from streams.web import add_pages
+
+            add_pages(self)
+
+    # -- agents -----------------------------------------------------------------------
+    async def _ingest_agent(self, stream: Any) -> None:
+        runner, linger = self.ingest, self.s.facts_linger_s
+        async for event in stream.noack().events():
+            msg = event.message
+            p = msg.partition
+            task = runner.task(p)
+            raw = event.value if event.value is not None else b""
+            rej = task.process(raw, msg.offset)
+            if rej is not None:
+                self._dead_letter(msg, raw, rej)
+            now = time.monotonic()
+            self.live.arrival(p, now)
+            if p in self.idle_sent:
+                self.idle_sent.discard(p)
+            if now - self.last_flush.get(p, 0.0) >= linger:
+                self._send_facts(p, task)
+            runner.done(p, event, now)
+
+    async def _windowing_agent(self, stream: Any) -> None:
+        runner = self.windowing
+        async for event in stream.noack().events():
+            msg = event.message
+            task = runner.task(msg.partition)
+            task.apply(_dec.decode(event.value), msg.offset)
+            if task.windowing.out:
+                self._send_partials(msg.partition, task)
+            runner.done(msg.partition, event, time.monotonic())
+
+    async def _detection_agent(self, stream: Any) -> None:
+        runner = self.detection
+        async for event in stream.noack().events():
+            msg = event.message
+            task = runner.task(msg.partition)
+            closed = task.apply(_dec.decode(event.value), msg.offset)
+            if closed:
+                self.live.windows_closed(task.detection.watermark)
+            if task.detection.alerts:
+                self._send_alerts(msg.partition, task)
+            runner.done(msg.partition, event, time.monotonic())
+
+    async def _delivery_agent(self, stream: Any) -> None:
+        async for value in stream:
+            try:
+                alert = msgspec.json.decode(value, type=Alert)
+            except msgspec.DecodeError as exc:
+                log.warning("alert_record_unreadable", error=str(exc))
+                continue
+            self.deliver(alert)
+
+    # -- outputs ----------------------------------------------------------------------
+    def _send_facts(self, p: int, task: IngestTask) -> None:
+        self.last_flush[p] = time.monotonic()
+        for q, record in task.take():
+            self.t_facts.send_soon(value=_enc.encode(record), partition=q)
+            self.counts["fact_records"] += 1
+
+    def _send_partials(self, q: int, task: WindowTask) -> None:
+        for partial in task.take():
+            self.t_partials.send_soon(value=_enc.encode(partial_to_wire(partial)), partition=0)
+            self.counts["partials_sent"] += 1
+
+    def _send_alerts(self, _: int, task: DetectTask) -> None:
+        for alert in task.take():
+            self.send_alert(alert)
+
+    def send_alert(self, alert: Alert) -> None:
+        self.t_alerts.send_soon(key=alert.alert_id.encode(), value=encode_alert(alert)[:-1],
+                                partition=0)  # fmt: skip
+        self.counts["alerts_sent"] += 1
+
+    def _dead_letter(self, msg: Any, raw: bytes, rej: Rejection) -> None:
+        headers = [
+            ("ordermon-error-code", rej.code.value.encode()),
+            ("ordermon-error-message", rej.message.encode()),
+            ("ordermon-error-field", (rej.field or "").encode()),
+            ("ordermon-source-topic", msg.topic.encode()),
+            ("ordermon-source-partition", str(msg.partition).encode()),
+            ("ordermon-source-offset", str(msg.offset).encode()),
+        ]
+        self.t_dlq.send_soon(key=msg.key, value=raw, partition=msg.partition, headers=headers)
+        self.counts["dead_lettered"] += 1
+
+    def deliver(self, alert: Alert) -> None:
+        """Console delivery: each (alert_id, status) once per worker (the delivery issue
+        adds receivers and a durable outbox)."""
+        key = (alert.alert_id, alert.status)
+        if key in self.delivered:
+            self.counts["alerts_repeated"] += 1
+            return
+        self.delivered.add(key)
+        self.counts["alerts_printed"] += 1
+        if self.on_alert is not None:
+            self.on_alert(alert)
+        if self.s.console:
+            print(alert_line(alert, self.color), file=self.out, flush=True)
+
+    # -- time-driven work ---------------------------------------------------------------
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        for p, task in list(self.ingest.tasks.items()):
+            if task.buf and now - self.last_flush.get(p, 0.0) >= self.s.facts_linger_s:
+                self._send_facts(p, task)
+        for runner in (self.ingest, self.windowing, self.detection):
+            runner.checkpoint_quiet(now, QUIET_CHECKPOINT_S)
+        self._mark_idle(now)
+        self.live.check(now)
+
+    def _input_partitions(self) -> list[int]:
+        try:
+            assigned = self.app.consumer.assignment()
+        except Exception:  # consumer not started yet
+            return []
+        return sorted(tp.partition for tp in assigned if tp.topic == self.s.input_topic)
+
+    def _mark_idle(self, now: float) -> None:
+        """Tell every windowing partition about input partitions that are caught up and
+        have been quiet for ``idle_after_s``: idle sources do not hold time back."""
+        for p in self._input_partitions():
+            if p in self.idle_sent:
+                continue
+            last = self.live.last_arrival.get(p, self.assigned_at)
+            if now - last < self.s.idle_after_s or not self._caught_up(p):
+                continue
+            task = self.ingest.tasks.get(p)
+            if task is not None and task.buf:
+                self._send_facts(p, task)
+            for q in range(self.P):
+                self.t_facts.send_soon(value=_enc.encode([p, IDLE, True]), partition=q)
+            self.idle_sent.add(p)
+            log.info("input_partition_idle", partition=p)
+
+    def _caught_up(self, p: int) -> bool:
+        from faust.types import TP
+
+        try:
+            hw = self.app.consumer.highwater(TP(self.s.input_topic, p))
+        except Exception:
+            return False
+        task = self.ingest.tasks.get(p)
+        done = task.offset + 1 if task is not None else 0
+        return hw is not None and done >= hw
+
+    # -- rebalancing --------------------------------------------------------------------
+    async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
+        by_topic: dict[str, set[int]] = {}
+        for tp in revoked:
+            by_topic.setdefault(tp.topic, set()).add(tp.partition)
+        for topic, parts in by_topic.items():
+            runner = self.runners.get(topic)
+            if runner is not None:
+                runner.revoke(parts)
+        self.idle_sent -= by_topic.get(self.s.input_topic, set())
+
+    async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
+        self.assigned_at = time.monotonic()
+        self.idle_sent.clear()
+
+    async def drain(self) -> None:
+        """Shutdown: send what is buffered and checkpoint every partition, so the final
+        commit covers everything processed."""
+        for p, task in list(self.ingest.tasks.items()):
+            self._send_facts(p, task)
+        for runner in (self.ingest, self.windowing, self.detection):
+            runner.checkpoint_all()
+        await self.app.producer.flush()
+        await self.app.consumer.commit()
+        log.info("drained", **self.counts)
+
+    # -- embedded broker ----------------------------------------------------------------
+    def _patch_recovery(self) -> None:
+        from streams.highwater import patch_app
+
+        patch_app(self.app, bootstrap_of(self.s.broker))

@@ -1,0 +1,129 @@
+"""Stage snapshots in a faust table (changelog-backed), one per partition.
+
+A snapshot is msgpack, compressed with zlib (level 1), cut into chunks of at most
+``CHUNK`` bytes (a Kafka record must stay well under the 1 MB default request size) and
+written to the table under keys of two alternating slots, then a header::
+
+    "<part>"              -> header {gen, slot, chunks, bytes, crc}
+    "<part>/<slot>/<i>"   -> chunk i of generation gen (slot = gen % 2)
+
+The header is written last. The changelog of a partition is one ordered log, so a worker
+killed in the middle of a checkpoint leaves the previous header, whose chunks are in the
+other slot and intact; ``load`` checks the CRC and ignores a torn checkpoint.
+
+Writes go to the changelog partition of the stage partition the snapshot belongs to
+(``Collection.send_changelog`` with an explicit partition, the same partition faust picks
+for ``table[key] = value`` while processing that partition's events). Explicit, because a
+checkpoint is also written outside event iteration: when a partition goes quiet, and at
+shutdown. faust's RocksDB store finds the partition's database through the *current event*;
+``_as_partition`` scopes a stand-in event that names the partition around the write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+import zlib
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import msgspec
+
+CHUNK = 512 * 1024
+
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder()
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint exists but cannot be read back."""
+
+
+class CheckpointStore:
+    """Save/load snapshots of partition-keyed stage state in ``table``."""
+
+    def __init__(self, table: Any, chunk: int = CHUNK) -> None:
+        self.table = table
+        self.chunk = chunk
+        self.gens: dict[int, int] = {}
+        self.saved_bytes = 0
+        self.saves = 0
+
+    def _write(self, part: int, key: str, value: bytes) -> None:
+        with _as_partition(part):
+            self.table.data[key] = value
+        self.table.send_changelog(part, key, value)
+
+    def save(self, part: int, snap: dict[str, Any]) -> int:
+        """Write ``snap`` for partition ``part``; returns its stored size in bytes."""
+        payload = zlib.compress(_enc.encode(snap), 1)
+        gen = self.gens.get(part)
+        if gen is None:
+            gen = self._header(part).get("gen", 0)
+        gen += 1
+        slot = gen % 2
+        n = max(1, -(-len(payload) // self.chunk))
+        for i in range(n):
+            self._write(part, f"{part}/{slot}/{i}", payload[i * self.chunk : (i + 1) * self.chunk])
+        header = {"gen": gen, "slot": slot, "chunks": n, "bytes": len(payload),
+                  "crc": zlib.crc32(payload)}  # fmt: skip
+        self._write(part, str(part), _enc.encode(header))
+        self.gens[part] = gen
+        self.saved_bytes += len(payload)
+        self.saves += 1
+        return len(payload)
+
+    def _read(self, part: int, key: str) -> bytes | None:
+        with _as_partition(part):
+            return self.table.data.get(key)  # type: ignore[no-any-return]
+
+    def _header(self, part: int) -> dict[str, Any]:
+        raw = self._read(part, str(part))
+        return _dec.decode(raw) if raw else {}
+
+    def load(self, part: int) -> dict[str, Any] | None:
+        """The last complete snapshot of ``part``, or None if there is none."""
+        h = self._header(part)
+        if not h:
+            return None
+        chunks = []
+        for i in range(h["chunks"]):
+            c = self._read(part, f"{part}/{h['slot']}/{i}")
+            if c is None:
+                raise CheckpointError(
+                    f"partition {part}: chunk {i} of generation {h['gen']} missing"
+                )
+            chunks.append(c)
+        payload = b"".join(chunks)
+        if len(payload) != h["bytes"] or zlib.crc32(payload) != h["crc"]:
+            raise CheckpointError(f"partition {part}: generation {h['gen']} fails its CRC check")
+        self.gens[part] = h["gen"]
+        snap: dict[str, Any] = _dec.decode(zlib.decompress(payload))
+        return snap
+
+    def forget(self, part: int) -> None:
+        """The partition left this worker: its generation is re-read on return."""
+        self.gens.pop(part, None)
+
+
+class _StandIn:
+    __slots__ = ("message", "__weakref__")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+
+@contextlib.contextmanager
+def _as_partition(part: int) -> Iterator[None]:
+    try:
+        from faust.streams import _current_event
+    except ImportError:  # no faust (unit tests with a fake table)
+        yield
+        return
+    stand_in = _StandIn(SimpleNamespace(partition=part))
+    token = _current_event.set(weakref.ref(stand_in))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
