@@ -130,3 +130,15 @@ def test_detect_series_scores_a_csv_causally(tmp_path):
     scores = [float(line.split(",")[2]) for line in out[1:]]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores[595] >= 0.5 and max(scores[100:590]) < 0.5
+
+
+def test_config_show_never_prints_delivery_secrets():
+    secret_url = "https://hooks.slack.com/services/T000/B000/very-secret-token"
+    res = run("config", "show", env={"ORDERMON_SLACK_WEBHOOK_URL": secret_url,
+                                     "ORDERMON_WEBHOOK_URL": "https://example.test/hook",
+                                     "ORDERMON_WEBHOOK_SECRET": "hmac-secret-value"})
+    text = res.stdout.decode() + res.stderr.decode()
+    assert res.returncode == 0, text
+    assert "[[alerts.receivers]]" in text and "<redacted>" in text
+    assert "very-secret-token" not in text and "hmac-secret-value" not in text
+    assert "example.test" not in text
