@@ -37,6 +37,7 @@ class OpenAlert:
     windows: int = 1
     quiet: int = 0
     suppressed: list[str] = field(default_factory=list)
+    headline: str = ""  # summary of the latest *firing* finding: what the resolve refers to
 
 
 class AlertBook:
@@ -59,12 +60,15 @@ class AlertBook:
                 cur.windows += 1
                 if f.firing and f.score > cur.peak_score:
                     cur.peak_score = f.score
+                if f.firing:
+                    cur.headline = f.summary
                 cur.last = f
                 continue
             if not f.firing:
                 continue
             aid = alert_id(f.kind.value, f.scope, start)
             cur = OpenAlert(aid, f.kind, f.scope, start, end, f.severity, f.score, f)
+            cur.headline = f.summary
             self.open[key] = cur
             out.append(self._record(cur, f, AlertStatus.FIRING, start, end, detected_at))
         for key, cur in list(self.open.items()):
@@ -98,7 +102,7 @@ class AlertBook:
         summary = f.summary
         if status is AlertStatus.RESOLVED:
             minutes = (cur.last_end - cur.first_start) / 60
-            summary = f"Resolved after {minutes:.0f} min: {f.summary}"
+            summary = f"Resolved after {minutes:.0f} min: {cur.headline or f.summary}"
             evidence["peak_score"] = round(cur.peak_score, 2)
             evidence["windows_active"] = cur.windows
         return Alert(
@@ -134,6 +138,7 @@ class AlertBook:
                     "peak_score": a.peak_score,
                     "windows": a.windows,
                     "quiet": a.quiet,
+                    "headline": a.headline,
                     "last": msgspec.to_builtins(_finding_dict(a.last)),
                 }
                 for a in self.open.values()
@@ -167,6 +172,7 @@ class AlertBook:
                 last,
                 d["windows"],
                 d["quiet"],
+                headline=d.get("headline", ""),
             )
             self.open[(a.kind.value, a.scope)] = a
 

@@ -295,10 +295,17 @@ class PublisherSpike:
                 summary = f"Publisher {pub}: {what} where {exp:.1f} were expected ({ratio:.0f}x)."
         elif test == "sustained":
             label = "fast " if channel == "fast" else (f"{channel} " if c < 6 else "")
-            summary = (
-                f"Publisher {pub}: {label}invalidations running at {ratio:.1f}x normal "
-                f"over the last ~{minutes * 3} min ({obs:.0f} weighted vs {exp:.1f} expected)."
-            )
+            if exp < 0.1:  # a ratio to almost nothing is not a number a person can use
+                summary = (
+                    f"Publisher {pub}: about {obs:.0f} {label}invalidations over the last "
+                    f"~{minutes * 3} min where almost none are normal."
+                )
+            else:
+                summary = (
+                    f"Publisher {pub}: {label}invalidations running at {ratio:.1f}x normal "
+                    f"over the last ~{minutes * 3} min ({obs:.0f} weighted vs {exp:.1f} "
+                    f"expected)."
+                )
         elif test == "hourly":
             summary = (
                 f"Publisher {pub}: invalidations running at {ratio:.1f}x normal over the last "

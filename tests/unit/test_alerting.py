@@ -53,3 +53,28 @@ def test_snapshot_restore_keeps_open_alerts():
     other.restore(book.snapshot())
     out = other.update(300, 600, 720, [])
     assert [a.status for a in out] == ["resolved"]
+
+
+def test_resolved_summary_names_what_fired_not_the_last_sustaining_window():
+    book = AlertBook(resolve_after_windows=1)
+    book.update(0, 300, 420, [finding()])
+    quiet = Finding(
+        Kind.PUBLISHER_SPIKE,
+        "pub-1",
+        False,
+        True,
+        3.0,
+        Severity.WARNING,
+        "Publisher pub-1: invalidations still elevated.",
+        None,
+        {"observed": 3},
+    )
+    book.update(300, 600, 720, [quiet])
+    out = book.update(600, 900, 1020, [])
+    assert out[0].status == "resolved"
+    assert out[0].summary == "Resolved after 10 min: Publisher pub-1: 30 invalidations"
+    restored = AlertBook()
+    book2 = AlertBook(resolve_after_windows=1)
+    book2.update(0, 300, 420, [finding()])
+    restored.restore(book2.snapshot())
+    assert next(iter(restored.open.values())).headline == "Publisher pub-1: 30 invalidations"
