@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         app_id=args.app_id, store=args.store, datadir=args.datadir, partitions=args.partitions,
         embedded=True if args.embedded else None,
     )  # fmt: skip
-    return run_service(settings, params)
+    return run_service(settings, params, config_path=args.config)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ and acknowledge. No detection logic lives here.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class StreamApp:
         partitions: int,
         out: IO[str] | None = None,
         on_alert: Callable[[Alert], None] | None = None,
+        notify: Any = None,
     ) -> None:
         import faust
 
@@ -57,6 +59,9 @@ class StreamApp:
         self.P = P = partitions
         self.out = out or sys.stdout
         self.on_alert = on_alert
+        # alerts.service.AlertService when [alerts] receivers are configured: every alert
+        # is handed to its durable outbox; its sender runs as a task of this worker
+        self.notify = notify
         self.color = s.color or bool(getattr(self.out, "isatty", lambda: False)())
         self.app = app = faust.App(
             s.app_id,
@@ -124,6 +129,8 @@ class StreamApp:
         app.agent(self.t_partials, name="ordermon-detection")(self._detection_agent)
         app.agent(self.t_alerts, name="ordermon-delivery")(self._delivery_agent)
         app.timer(0.25, name="ordermon-housekeeping")(self._housekeeping)
+        if notify is not None:
+            app.task(self._notify_task)
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         if s.embedded:
@@ -216,9 +223,22 @@ class StreamApp:
         self.t_dlq.send_soon(key=msg.key, value=raw, partition=msg.partition, headers=headers)
         self.counts["dead_lettered"] += 1
 
+    async def _notify_task(self) -> None:
+        """Runs the alert service's sender for the worker's lifetime (pending deliveries in
+        the outbox resume here after a restart)."""
+        await self.notify.start()
+        stop = asyncio.Event()
+        try:
+            await self.notify.run(stop)
+        finally:
+            await self.notify.close()
+
     def deliver(self, alert: Alert) -> None:
-        """Console delivery: each (alert_id, status) once per worker (the delivery issue
-        adds receivers and a durable outbox)."""
+        """Console output once per (alert_id, status) per worker, and every record to the
+        alert service, whose outbox de-duplicates by (receiver, alert_id, status) across
+        restarts too; accept() is durable on return, before the offset is committed."""
+        if self.notify is not None:
+            self.notify.accept(alert)
         key = (alert.alert_id, alert.status)
         if key in self.delivered:
             self.counts["alerts_repeated"] += 1

@@ -98,7 +98,12 @@ def _worker_class() -> Any:
     return OrdermonWorker
 
 
-def run_service(s: StreamSettings, params: MonitorParams, out: IO[str] | None = None) -> int:
+def run_service(
+    s: StreamSettings,
+    params: MonitorParams,
+    out: IO[str] | None = None,
+    config_path: str | None = None,
+) -> int:
     configure_logging("info" if s.log_level in ("info", "debug") else "warning")
     stop = threading.Event()
     prev = {sig: signal.signal(sig, lambda *_: stop.set())
@@ -117,9 +122,18 @@ def run_service(s: StreamSettings, params: MonitorParams, out: IO[str] | None = 
             signal.signal(sig, handler)
     if stop.is_set():
         return 0
+    from alerts.config import load_alerts_config
     from streams.app import StreamApp
 
-    sa = StreamApp(s, params, P, out=out)
+    alerts_cfg = load_alerts_config(config_path)  # errors here are errors before starting
+    notify = None
+    if alerts_cfg.receivers:
+        from alerts.service import AlertService
+
+        notify = AlertService(alerts_cfg)
+        log.info("alert_delivery", receivers=[r.name for r in alerts_cfg.receivers],
+                 outbox=alerts_cfg.outbox)  # fmt: skip
+    sa = StreamApp(s, params, P, out=out, notify=notify)
     log.info("worker_starting", app_id=s.app_id, broker=s.broker, partitions=P, store=s.store,
              web=f"http://{s.web_host}:{s.web_port}" if s.web_port else None)  # fmt: skip
     asyncio.set_event_loop(asyncio.new_event_loop())
