@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -36,7 +35,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from streams.broker import EmbeddedBroker, bootstrap_of, set_pdeathsig
+from streams.broker import EmbeddedBroker, bootstrap_of, set_pdeathsig, stop_process_group
 
 
 class BaselineError(RuntimeError):
@@ -152,7 +151,7 @@ def run_baseline(
     except subprocess.TimeoutExpired:
         rc = None
     finally:
-        _stop_group(proc)
+        stop_process_group(proc)
     wall = time.monotonic() - t0
     if not result.exists():
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
@@ -164,26 +163,10 @@ def run_baseline(
     return out
 
 
-def _stop_group(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-
-
-def measure(events: int = 200_000, seed: int = 7, partitions: int = 4) -> dict[str, Any]:
-    """Simulate ``events`` events, prefill an embedded broker, run the baseline once."""
+def sample_events(events: int, seed: int, work: Path) -> Path:
+    """The first ``events`` lines of a simulated stream (1000 publishers), in ``work``."""
     from monitor.simulate import simulate
-    from streams.produce import produce_file
-    from streams.topics import ensure_topics
 
-    work = Path(tempfile.mkdtemp(prefix="ordermon-measure-"))
     days = max(0.2, events / 320_000)  # ~320 events per publisher-day with 1000 publishers
     sim = simulate(seed, work / "sim", publishers=1000, days=days * 1.2)
     src = work / "events.jsonl"
@@ -192,6 +175,16 @@ def measure(events: int = 200_000, seed: int = 7, partitions: int = 4) -> dict[s
             if i == events:
                 break
             fout.write(line)
+    return src
+
+
+def measure(events: int = 200_000, seed: int = 7, partitions: int = 4) -> dict[str, Any]:
+    """Simulate ``events`` events, prefill an embedded broker, run the baseline once."""
+    from streams.produce import produce_file
+    from streams.topics import ensure_topics
+
+    work = Path(tempfile.mkdtemp(prefix="ordermon-measure-"))
+    src = sample_events(events, seed, work)
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         asyncio.run(ensure_topics(broker.bootstrap, {"orders": partitions}))
         prod = asyncio.run(produce_file(str(src), broker.bootstrap, "orders"))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from streams.baseline import run_baseline
+from streams.baseline import run_baseline, sample_events
 from streams.broker import EmbeddedBroker
 
 
@@ -68,18 +68,11 @@ def _worker_rate(broker: EmbeddedBroker, topic: str, n: int, work: Path, store: 
 
 
 def bench(events: int = 200_000, store: str = "rocksdb://", seed: int = 7) -> dict[str, Any]:
-    from monitor.simulate import simulate
     from streams.produce import produce_file
     from streams.topics import ensure_topics
 
     work = Path(tempfile.mkdtemp(prefix="ordermon-bench-"))
-    sim = simulate(seed, work / "sim", publishers=1000, days=max(0.2, events / 320_000) * 1.2)
-    src = work / "events.jsonl"
-    with open(sim["events_path"], "rb") as fin, open(src, "wb") as fout:
-        for i, line in enumerate(fin):
-            if i == events:
-                break
-            fout.write(line)
+    src = sample_events(events, seed, work)
     with EmbeddedBroker(log_path=work / "broker.log") as broker:
         asyncio.run(ensure_topics(broker.bootstrap, {"orders": 4}))
         prod = asyncio.run(produce_file(str(src), broker.bootstrap, "orders"))

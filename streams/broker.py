@@ -298,3 +298,18 @@ class EmbeddedBroker:
 
     def __repr__(self) -> str:
         return f"EmbeddedBroker({self.url}, pid={self.pid}, log={self.log_path})"
+
+
+def stop_process_group(proc: subprocess.Popen, term_wait: float = 10.0) -> None:
+    """SIGTERM the process group ``proc`` leads (``start_new_session``), SIGKILL it if it
+    has not exited after ``term_wait`` seconds."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue

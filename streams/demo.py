@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import signal
@@ -31,7 +30,7 @@ from typing import IO
 
 import msgspec
 
-from streams.broker import EmbeddedBroker, free_port, set_pdeathsig
+from streams.broker import EmbeddedBroker, free_port, set_pdeathsig, stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 _Time = msgspec.defstruct("T", [("occurred_at", str | None, None)])
@@ -210,15 +209,8 @@ def run_live_demo(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop.set()
-        if worker is not None and worker.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 5.0)):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(worker.pid, sig)
-                try:
-                    worker.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        if worker is not None:
+            stop_process_group(worker, term_wait=30.0)
         broker.stop()
         signal.signal(signal.SIGINT, prev)
         print(f"stopped: worker, broker and producer (took {time.monotonic() - t_start:.0f} s)",
