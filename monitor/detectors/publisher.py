@@ -219,26 +219,11 @@ class PublisherSpike:
         if xl - el >= p.min_excess / 2 and xl >= 1.5 * el:
             sustain = True
         finding = None
-        if best is not None or cus_fire:
+        if best is not None or cus_fire or sustain:
             finding = self._finding(
-                pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp, cus_run, thr, vf, ctx
-            )
-        elif sustain:
-            finding = self._finding(
-                pub,
-                vec,
-                expected,
-                None,
-                False,
-                cus,
-                cus_exc,
-                cus_exp,
-                cus_run,
-                thr,
-                vf,
-                ctx,
-                sustain_only=True,
-            )
+                pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp, cus_run, thr, vf, ctx,
+                sustain_only=best is None and not cus_fire,
+            )  # fmt: skip
         return {
             "expected": expected,
             "vf": vf,

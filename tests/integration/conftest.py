@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -83,3 +84,12 @@ async def consume_all(
 
 def run(coro):  # noqa: ANN001, ANN201 - for sync tests that need one async call
     return asyncio.run(coro)
+
+
+def process_gone(pid: int) -> bool:
+    """True once no process has ``pid`` (signal 0 probes without touching it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False

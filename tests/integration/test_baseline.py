@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from monitor.simulate import simulate
 from streams.baseline import BaselineError, run_baseline
 from streams.produce import produce_file
 from streams.topics import ensure_topics
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+from tests.integration.conftest import process_gone
 
 
 @pytest.fixture
@@ -36,7 +27,7 @@ def test_baseline_counts_and_exits(broker, prefilled, tmp_path):
     assert res["events"] == n and res["events_per_second"] > 0
     assert 0 < res["publishers"] <= 40
     assert res["exit_code"] == 0  # SIGTERM after the count: a clean faust shutdown
-    assert _gone(res["pid"])
+    assert process_gone(res["pid"])
 
 
 @pytest.mark.slow
@@ -44,4 +35,4 @@ def test_baseline_missing_its_deadline_is_stopped(broker, prefilled, tmp_path):
     topic, n = prefilled
     with pytest.raises(BaselineError, match="timed out") as exc:
         run_baseline(broker.url, topic, n + 1, partitions=2, timeout=10, workdir=tmp_path)
-    assert _gone(exc.value.pid)
+    assert process_gone(exc.value.pid)

@@ -21,17 +21,9 @@ from streams.broker import (
     wait_for_broker,
 )
 from streams.topics import ensure_topics, topic_partitions
-from tests.integration.conftest import run
+from tests.integration.conftest import process_gone, run
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_start_stop_leaves_no_process(tmp_path):
@@ -44,7 +36,7 @@ def test_start_stop_leaves_no_process(tmp_path):
         nodes, cluster = probe_metadata("127.0.0.1", b.port)
         assert nodes[0][1:] == ("127.0.0.1", b.port) and cluster == b.cluster_id
     assert not b.running and b.pid is None
-    assert _gone(pid)
+    assert process_gone(pid)
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)  # nothing left in its group either
     assert "tansu broker" in (tmp_path / "b.log").read_text()
@@ -68,11 +60,11 @@ def test_restart_keeps_port_and_loses_data(tmp_path):
         port, pid = b.port, b.pid
         assert run(ensure_topics(b.bootstrap, {"before-restart": 2})) == {"before-restart": 2}
         b.restart()
-        assert b.port == port and b.pid != pid and _gone(pid)
+        assert b.port == port and b.pid != pid and process_gone(pid)
         assert run(topic_partitions(b.bootstrap, ["before-restart"])) == {}  # memory storage
         assert run(ensure_topics(b.bootstrap, {"before-restart": 2})) == {"before-restart": 2}
         last = b.pid
-    assert last is not None and _gone(last)
+    assert last is not None and process_gone(last)
 
 
 def test_fixed_port_in_use_fails_clearly(broker, tmp_path):
