@@ -30,6 +30,7 @@ from monitor.detectors.quality import (
     VolumeParams,
 )
 from monitor.model import REASON_INDEX, Alert, Kind, Rejection
+from monitor.overview import Overview
 from monitor.stages import Ingest, Partial, Windowing
 from monitor.windows import WindowAcc
 
@@ -81,6 +82,7 @@ class Detection:
         self.closed_through = -1
         self.watermark: float | None = None
         self.redelivered = 0
+        self.overview = Overview()  # derived read model for /metrics and the status page
 
     # -- merging partials (stream driver) -------------------------------------------------
     def add(self, partial: Partial) -> list[tuple[int, float]]:
@@ -129,11 +131,11 @@ class Detection:
         findings = self._explain(ctx, [f for _, found in scored for f in found])
         for det, found in scored:
             det.learn(ctx, found)
-        if not warm:
-            return
-        for alert in self.book.update(acc.start, acc.end, detected_at, findings):
-            self.alert_counts[(alert.kind, alert.status)] += 1
-            self.alerts.append(alert)
+        if warm:
+            for alert in self.book.update(acc.start, acc.end, detected_at, findings):
+                self.alert_counts[(alert.kind, alert.status)] += 1
+                self.alerts.append(alert)
+        self.overview.record(ctx, self.baseline.expected_total, self.book, self.publisher)
 
     def _explain(self, ctx: WindowContext, findings: list[Finding]) -> list[Finding]:
         """Publisher findings a platform-wide finding explains are listed in it, not raised."""

@@ -31,6 +31,7 @@ are kept scaled by ``g**-w`` so an update touches only the non-zero channels.
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
 from dataclasses import dataclass
@@ -410,6 +411,23 @@ class PublisherSpike:
         for pub in stale:
             del self.state[pub]
         self.evicted += len(stale)
+
+    # -- read side (monitor.overview) -------------------------------------------------------
+    def order_rate(self, pub: str) -> float:
+        """Long-run orders per window of ``pub`` (0 if unknown)."""
+        st = self.state.get(pub)
+        if st is None:
+            return 0.0
+        w = int(st[_LAST]) + 1
+        age = w - st[_BIRTH]
+        n = (1.0 - self.g**age) / (1.0 - self.g) if age > 0 else 0.0
+        return st[_O] * self.g ** (w - 1 - self.epoch) / n if n > 0 else 0.0
+
+    def largest(self, n: int) -> list[tuple[str, float]]:
+        """The ``n`` publishers with the most (decayed) orders, with their order rate. The
+        scaled sums share one epoch, so they rank without rescaling."""
+        top = heapq.nlargest(n, self.state.items(), key=lambda kv: kv[1][_O])
+        return [(pub, self.order_rate(pub)) for pub, _ in top]
 
     def snapshot(self) -> dict[str, Any]:
         return {
