@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from alerts.receivers.base import FailReason
 from alerts.store import Store
 
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -61,6 +62,8 @@ class AlertMetrics:
             ["receiver"], buckets=_BUCKETS, registry=registry,
         )  # fmt: skip
         registry.register(_OutboxCollector(store, names))
-        for r in names:
+        for r in names:  # known label values start at 0: every series exists from the start
             for outcome in ("delivered", "rejected", "dead_lettered"):
                 self.notifications.labels(r, outcome)
+            for reason in FailReason:
+                self.failed.labels(r, reason.value)

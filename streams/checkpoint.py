@@ -49,6 +49,7 @@ class CheckpointStore:
         self.gens: dict[int, int] = {}
         self.saved_bytes = 0
         self.saves = 0
+        self.sizes: dict[int, int] = {}  # partition -> bytes of its current checkpoint
 
     def _write(self, part: int, key: str, value: bytes) -> None:
         with _as_partition(part):
@@ -71,6 +72,7 @@ class CheckpointStore:
         self._write(part, str(part), _enc.encode(header))
         self.gens[part] = gen
         self.saved_bytes += len(payload)
+        self.sizes[part] = len(payload)
         self.saves += 1
         return len(payload)
 
@@ -99,12 +101,14 @@ class CheckpointStore:
         if len(payload) != h["bytes"] or zlib.crc32(payload) != h["crc"]:
             raise CheckpointError(f"partition {part}: generation {h['gen']} fails its CRC check")
         self.gens[part] = h["gen"]
+        self.sizes[part] = h["bytes"]
         snap: dict[str, Any] = _dec.decode(zlib.decompress(payload))
         return snap
 
     def forget(self, part: int) -> None:
         """The partition left this worker: its generation is re-read on return."""
         self.gens.pop(part, None)
+        self.sizes.pop(part, None)
 
 
 class _StandIn:

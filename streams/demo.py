@@ -158,10 +158,13 @@ def run_live_demo(args: argparse.Namespace) -> int:
         seen: list[str] = []
         assert worker.stdout is not None
         threading.Thread(target=_pump, args=(worker.stdout, out, seen), daemon=True).start()
+        page = f"http://127.0.0.1:{port}/"
+        bar = "=" * (len(page) + 24)
+        print(f"\n{bar}\n  live status page:  {page}\n{bar}\n", file=out, flush=True)
         print(f"broker   {broker.url}  (embedded Tansu, log {work / 'broker.log'})\n"
               f"worker   pid {worker.pid}, log {work / 'worker.log'}\n"
               f"status   http://127.0.0.1:{port}/status   health /healthz   ready /readyz\n"
-              f"metrics  (Prometheus endpoint: a later issue; /status has lag and watermark)\n"
+              f"metrics  http://127.0.0.1:{port}/metrics   (Prometheus text format)\n"
               f"waiting for the worker to join ...", file=out, flush=True)  # fmt: skip
         deadline = time.monotonic() + 90
         while not _ready(port):
@@ -172,7 +175,7 @@ def run_live_demo(args: argparse.Namespace) -> int:
         hours = len(lines) and (event_time(lines[-1]) or 0) - (event_time(lines[0]) or 0)
         print(
             f"ready: streaming {len(lines):,} events at {speed:g}x event time "
-            f"(~{hours / speed:.0f} s); Ctrl-C stops everything\n",
+            f"(~{hours / speed:.0f} s); watch it on {page}; Ctrl-C stops everything\n",
             file=out,
             flush=True,
         )

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.metrics import add_metrics_page
+from streams.statuspage import add_status_page
+
 
 def readiness(sa: Any) -> tuple[bool, str]:
     app = sa.app
+    lost = getattr(sa, "unready_reason", None)  # streams.supervise.BrokerWatch
+    if lost:
+        return False, lost
     try:
         assigned = app.consumer.assignment()
     except Exception:
@@ -80,6 +86,8 @@ def status(sa: Any) -> dict[str, Any]:
 
 def add_pages(sa: Any) -> None:
     app = sa.app
+    add_metrics_page(sa)  # GET /metrics
+    add_status_page(sa)  # GET /, /static/<file>, /api/overview (streams/statuspage.py)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
