@@ -18,19 +18,27 @@ demo: $(STAMP)
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q
 
-# Debian's Alertmanager for tests/alerts/test_alertmanager.py: installed when root with
-# apt-get (once; a no-op when present), otherwise skipped with a note (the test then
-# skips, or fails under CI=true, saying so).
-AM_BIN := command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1
+# External tools the tests drive (Debian packages): prometheus (prometheus + promtool, for
+# tests/deploy), prometheus-alertmanager (tests/alerts/test_alertmanager.py), chromium (the
+# status-page browser test) and docker-compose (`docker-compose config` on
+# deploy/docker-compose.yml; the docker here has no compose plugin). Installed when root with
+# apt-get, only what is missing, in one apt-get call (a no-op when all are present); otherwise
+# a note, and the tests needing a missing tool skip (or fail under CI=true) saying so.
 tools:
-	@if $(AM_BIN); then :; \
+	@missing=""; \
+	{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	{ command -v prometheus-alertmanager || command -v alertmanager; } >/dev/null 2>&1 \
+		|| missing="$$missing prometheus-alertmanager"; \
+	{ command -v chromium || command -v chromium-browser; } >/dev/null 2>&1 || missing="$$missing chromium"; \
+	{ docker compose version || command -v docker-compose; } >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "make tools: installing prometheus-alertmanager (apt-get)"; \
-		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			--no-install-recommends prometheus-alertmanager >/dev/null \
-		|| echo "make tools: prometheus-alertmanager could not be installed"; \
+		echo "make tools: installing$$missing (apt-get)"; \
+		log=$$(apt-get update -qq 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=300 --no-install-recommends $$missing 2>&1) \
+		|| { echo "$$log" | tail -n 5; echo "make tools:$$missing could not be installed"; }; \
 	else \
-		echo "make tools: not root or no apt-get: prometheus-alertmanager not installed"; \
+		echo "make tools: not root or no apt-get:$$missing not installed"; \
 	fi
 
 check: $(STAMP)
