@@ -51,8 +51,12 @@ class StreamApp:
         out: IO[str] | None = None,
         on_alert: Callable[[Alert], None] | None = None,
         notify: Any = None,
+        registry: Any = None,
     ) -> None:
         import faust
+        from prometheus_client import CollectorRegistry
+
+        from streams.metrics import StreamMetrics
 
         s = self.s = settings
         self.params = params
@@ -69,9 +73,9 @@ class StreamApp:
             store=s.store,
             datadir=s.datadir,
             topic_partitions=P,
-            broker_session_timeout=10,
-            broker_heartbeat_interval=1,
-            broker_rebalance_timeout=10,
+            broker_session_timeout=s.broker_session_timeout,
+            broker_heartbeat_interval=s.broker_heartbeat_interval,
+            broker_rebalance_timeout=s.broker_rebalance_timeout,
             broker_commit_interval=1.0,
             recovery_consistency_check=not s.embedded,
             consumer_auto_offset_reset="earliest",
@@ -123,6 +127,11 @@ class StreamApp:
         self.delivered: set[tuple[str, str]] = set()
         self.counts = {"dead_lettered": 0, "alerts_sent": 0, "alerts_printed": 0,
                        "alerts_repeated": 0, "partials_sent": 0, "fact_records": 0}  # fmt: skip
+        # one registry for /metrics: the alert service's delivery metrics register in it too
+        registry = registry or getattr(notify, "registry", None) or CollectorRegistry()
+        self.metrics = StreamMetrics(registry, s.metrics_top_publishers,
+                                     announce_delivery=notify is None)  # fmt: skip
+        self.metrics.attach(self)
 
         app.agent(self.t_orders, name="ordermon-ingest")(self._ingest_agent)
         app.agent(self.t_facts, name="ordermon-windowing")(self._windowing_agent)
@@ -143,15 +152,18 @@ class StreamApp:
     # -- agents -----------------------------------------------------------------------
     async def _ingest_agent(self, stream: Any) -> None:
         runner, linger = self.ingest, self.s.facts_linger_s
+        observe = self.metrics.latency["ingest"].observe
         async for event in stream.noack().events():
             msg = event.message
             p = msg.partition
             task = runner.task(p)
             raw = event.value if event.value is not None else b""
+            t0 = time.monotonic()
             rej = task.process(raw, msg.offset)
             if rej is not None:
                 self._dead_letter(msg, raw, rej)
             now = time.monotonic()
+            observe(now - t0)
             self.live.arrival(p, now)
             if p in self.idle_sent:
                 self.idle_sent.discard(p)
@@ -161,25 +173,33 @@ class StreamApp:
 
     async def _windowing_agent(self, stream: Any) -> None:
         runner = self.windowing
+        observe = self.metrics.latency["windowing"].observe
         async for event in stream.noack().events():
             msg = event.message
             task = runner.task(msg.partition)
+            t0 = time.monotonic()
             task.apply(_dec.decode(event.value), msg.offset)
             if task.windowing.out:
                 self._send_partials(msg.partition, task)
-            runner.done(msg.partition, event, time.monotonic())
+            now = time.monotonic()
+            observe(now - t0)
+            runner.done(msg.partition, event, now)
 
     async def _detection_agent(self, stream: Any) -> None:
         runner = self.detection
+        observe = self.metrics.latency["detection"].observe
         async for event in stream.noack().events():
             msg = event.message
             task = runner.task(msg.partition)
+            t0 = time.monotonic()
             closed = task.apply(_dec.decode(event.value), msg.offset)
             if closed:
                 self.live.windows_closed(task.detection.watermark)
             if task.detection.alerts:
                 self._send_alerts(msg.partition, task)
-            runner.done(msg.partition, event, time.monotonic())
+            now = time.monotonic()
+            observe(now - t0)
+            runner.done(msg.partition, event, now)
 
     async def _delivery_agent(self, stream: Any) -> None:
         async for value in stream:
@@ -210,6 +230,10 @@ class StreamApp:
         self.t_alerts.send_soon(key=alert.alert_id.encode(), value=encode_alert(alert)[:-1],
                                 partition=0)  # fmt: skip
         self.counts["alerts_sent"] += 1
+        self.metrics.alert(alert.kind, alert.category, alert.severity, alert.status)
+        log.info("alert_emitted", alert_id=alert.alert_id, kind=alert.kind, status=alert.status,
+                 severity=alert.severity, publisher_id=alert.publisher_id,
+                 window_end=alert.window_end)  # fmt: skip
 
     def _dead_letter(self, msg: Any, raw: bytes, rej: Rejection) -> None:
         headers = [
@@ -222,6 +246,8 @@ class StreamApp:
         ]
         self.t_dlq.send_soon(key=msg.key, value=raw, partition=msg.partition, headers=headers)
         self.counts["dead_lettered"] += 1
+        log.debug("message_dead_lettered", topic=msg.topic, partition=msg.partition,
+                  offset=msg.offset, code=rej.code.value, field=rej.field)  # fmt: skip
 
     async def _notify_task(self) -> None:
         """Runs the alert service's sender for the worker's lifetime (pending deliveries in

@@ -50,6 +50,8 @@ class PartitionRunner:
         self.last_msg: dict[int, float] = {}
         self.restores: list[dict[str, Any]] = []  # for status and tests
         self.messages = 0
+        # called with (stage, partition, task) once a task is loaded (metrics baselines)
+        self.on_task: Callable[[str, int, Any], None] | None = None
 
     def task(self, part: int) -> Any:
         t = self.tasks.get(part)
@@ -66,6 +68,8 @@ class PartitionRunner:
             log.info("partition_state_loaded", **info)
             self.tasks[part] = t
             self.held[part] = []
+            if self.on_task is not None:
+                self.on_task(self.stage, part, t)
             self.last_ckpt[part] = time.monotonic()
         return t
 

@@ -17,6 +17,8 @@ from typing import Any
 from monitor.config import ConfigError
 from streams.topics import ALERTS, ORDERS, ORDERS_DLQ
 
+LOG_FORMATS = ("auto", "json", "console")
+
 
 @dataclass(frozen=True)
 class StreamSettings:
@@ -38,9 +40,16 @@ class StreamSettings:
     stall_min_s: float = 300.0  # stream_stall: never before this much silence ...
     stall_factor: float = 10.0  # ... nor before this many median inter-arrival gaps
     connect_retry_max_s: float = 30.0  # back-off cap while the broker is unreachable
+    # consumer group timing: a dead member is noticed after the session timeout, and a
+    # group join waits about half of it (Tansu), so restarts take at least ~1.5x this
+    broker_session_timeout: float = 10.0  # seconds without a heartbeat before eviction
+    broker_heartbeat_interval: float = 1.0  # seconds; well under the session timeout
+    broker_rebalance_timeout: float = 10.0  # seconds members get to rejoin a rebalance
     console: bool = True  # print alerts as they fire
     color: bool = False  # ANSI colours in printed alerts (always on a terminal)
     log_level: str = "warn"  # faust worker log level: debug, info, warn, error
+    log_format: str = "auto"  # structlog output: json, console, auto (console on a terminal)
+    metrics_top_publishers: int = 50  # /metrics: per-publisher series for the N largest
 
     @property
     def facts_topic(self) -> str:
@@ -103,4 +112,14 @@ def load_stream_settings(
         s = dataclasses.replace(s, **changes)
     if s.partitions < 1:
         raise ConfigError("stream.partitions must be >= 1")
+    if not 0 < s.broker_heartbeat_interval < s.broker_session_timeout:
+        raise ConfigError("stream.broker_heartbeat_interval must be > 0 and below "
+                          "stream.broker_session_timeout")  # fmt: skip
+    if s.broker_rebalance_timeout <= 0:
+        raise ConfigError("stream.broker_rebalance_timeout must be > 0")
+    if s.log_format not in LOG_FORMATS:
+        raise ConfigError(f"stream.log_format: one of {', '.join(LOG_FORMATS)}, "
+                          f"got {s.log_format!r}")  # fmt: skip
+    if s.metrics_top_publishers < 0:
+        raise ConfigError("stream.metrics_top_publishers must be >= 0")
     return s

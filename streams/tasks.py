@@ -31,6 +31,7 @@ from monitor.pipeline import Detection, MonitorParams, partial_from_wire, partia
 from monitor.stages import TICK, Ingest, Partial, Windowing, fact_publisher
 
 IDLE = -1  # first_seq of an out-of-band record: [src, IDLE, idle: bool]
+ROUTE_MEMO = 100_000  # publisher -> facts partition memo; cleared when full (bounded memory)
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -56,6 +57,8 @@ class IngestTask:
     def _partition_of(self, pub: str) -> int:
         q = self._route.get(pub)
         if q is None:
+            if len(self._route) >= ROUTE_MEMO:  # a flood of publisher ids must not grow it
+                self._route.clear()
             q = self._route[pub] = partition_for(pub.encode(), self.n_out)
         return q
 

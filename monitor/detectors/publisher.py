@@ -26,13 +26,17 @@ Firing needs the Bonferroni threshold over all tests of the window, a minimum ex
 minimum ratio: one refund of two orders is never an incident.
 
 State is lazy: a publisher costs nothing in windows where it has no events. Decayed sums
-are kept scaled by ``g**-w`` so an update touches only the non-zero channels.
+are kept scaled by ``g**-w`` so an update touches only the non-zero channels. State is
+bounded (about 430 bytes a publisher): idle publishers leave after two weeks, and beyond
+``max_publishers`` (a flood of junk ids) the least valuable leave (``_shrink``); both
+count in ``evicted``.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+import sys
 from array import array
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +56,7 @@ _CUS, _CUS_EXC, _CUS_EXP, _CUS_LAST, _CUS_RUN = 20, 21, 22, 23, 24
 _XL = 25  # hour-scale decayed total: keeps an alert open while its excess lasts
 _WIDTH = 26
 _REBASE_EVERY = 600  # windows; keeps the g**-w scale factors far from overflow
+_SHRINK_TO = 0.9  # over the cap, evict down to this share of it (amortises the ranking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,11 @@ class PublisherParams:
     cusum_z_cap: float = 4.0  # one window adds at most this many standard deviations
     cusum_min_age_windows: float = 72.0  # CUSUM needs 6 h of the publisher's own history
     forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
+    max_publishers: int = 200_000  # memory cap (~400 B each): beyond it, least valuable leave
+
+    def __post_init__(self) -> None:
+        if self.max_publishers < 1:
+            raise ValueError(f"max_publishers must be >= 1, got {self.max_publishers}")
 
 
 class PublisherSpike:
@@ -88,7 +98,8 @@ class PublisherSpike:
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
         self.epoch = 0  # window index the scaled sums are relative to
         self.state: dict[str, array] = {}
-        self.evicted = 0
+        self.evicted = 0  # publishers whose state was dropped: idle, or over the cap
+        self.evicted_cap = 0  # of those, dropped over ``max_publishers``
         # platform order volume, short and long, so the volume factor is relative to the
         # platform's own daily rhythm (the seasonal index already covers that)
         self.plat_os = 0.0
@@ -392,6 +403,8 @@ class PublisherSpike:
             st[_LAST] = w
         if w % 288 == 0:
             self._forget(w)
+        if len(self.state) > self.p.max_publishers:
+            self._shrink()
 
     def _rebase(self, w: int) -> None:
         shift = w - self.epoch
@@ -411,6 +424,43 @@ class PublisherSpike:
         for pub in stale:
             del self.state[pub]
         self.evicted += len(stale)
+
+    def _shrink(self) -> None:
+        """Over ``max_publishers`` (a flood of new ids): drop the least valuable publishers
+        down to 90% of the cap, so the ranking runs once per 10% of the cap of newcomers.
+
+        Value is the decayed order plus invalidation mass: it falls with idle time (the
+        long half-life) and grows with volume, so a one-order id from a flood never pushes
+        out a publisher with real history, and among equals the least recently seen goes
+        first. What is lost is cheap to relearn: an evicted publisher comes back on the
+        prior "a publisher of its size", which dominates small publishers' rates anyway.
+        The scaled sums share one epoch, so they rank without rescaling; ties keep the
+        dict's insertion order (checkpointed), so eviction is deterministic.
+        """
+        keep = int(self.p.max_publishers * _SHRINK_TO)
+        n = len(self.state) - keep
+        # the n smallest by (value, last seen, insertion order), without a Python key call
+        # per comparison: one pass for the values, a float sort for the cut-off value
+        state = self.state
+        keys = list(state)
+        vals = [st[_O] + st[_A + TOTAL] for st in state.values()]
+        cut = sorted(vals)[n - 1]
+        victims = [i for i, v in enumerate(vals) if v < cut]
+        tied = [i for i, v in enumerate(vals) if v == cut]
+        tied.sort(key=lambda i: state[keys[i]][_LAST])  # stable: insertion order among equals
+        victims += tied[: n - len(victims)]
+        for i in victims:
+            del state[keys[i]]
+        self.evicted += n
+        self.evicted_cap += n
+
+    def footprint_bytes(self) -> float:
+        """Average bytes per tracked publisher: dict slot, state array and id string."""
+        if not self.state:
+            return 0.0
+        sample = list(self.state.items())[:1000]
+        per = sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in sample) / len(sample)
+        return sys.getsizeof(self.state) / len(self.state) + per
 
     # -- read side (monitor.overview) -------------------------------------------------------
     def order_rate(self, pub: str) -> float:
@@ -433,6 +483,7 @@ class PublisherSpike:
         return {
             "epoch": self.epoch,
             "evicted": self.evicted,
+            "evicted_cap": self.evicted_cap,
             "platform_orders": [self.plat_os, self.plat_o, self.plat_windows],
             "state": {pub: st.tolist() for pub, st in self.state.items()},
         }
@@ -440,5 +491,6 @@ class PublisherSpike:
     def restore(self, snap: dict[str, Any]) -> None:
         self.epoch = snap["epoch"]
         self.evicted = snap["evicted"]
+        self.evicted_cap = snap.get("evicted_cap", 0)  # absent before the cap existed
         self.plat_os, self.plat_o, self.plat_windows = snap["platform_orders"]
         self.state = {pub: array("d", v) for pub, v in snap["state"].items()}
