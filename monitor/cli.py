@@ -112,15 +112,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = load_stream_settings(
         args.config, broker=args.broker, web_port=args.web_port, web_host=args.web_host,
         app_id=args.app_id, store=args.store, datadir=args.datadir, partitions=args.partitions,
-        embedded=True if args.embedded else None,
+        embedded=True if args.embedded else None, log_format=args.log_format,
     )  # fmt: skip
-    return run_service(settings, params, config_path=args.config)
+    return run_service(settings, params, config_path=args.config, supervise=True)
 
 
 def cmd_produce(args: argparse.Namespace) -> int:
     from streams.cli_produce import main_produce
 
     return main_produce(args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from monitor.bench import run_bench
+
+    return run_bench(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +194,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--partitions", type=int, help="input partitions if the topic is created")
     p.add_argument("--embedded", action="store_true",
                    help="the broker is the embedded Tansu (see streams/README.md)")
+    p.add_argument(
+        "--log-format",
+        choices=("json", "console", "auto"),
+        help="structured logs on stderr: json, console, or auto (default: console on a "
+        "terminal, json otherwise)",
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("bench", help="speed next to faust and decode-only baselines, one run")
+    from monitor.bench import add_arguments as add_bench_arguments
+
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
+
+    from streams.soak import add_parser as add_soak  # stdlib imports only at this point
+
+    add_soak(sub)
 
     p = sub.add_parser("demo", help="the live demo: embedded broker, simulated stream, worker")
     p.add_argument("--speed", type=float, default=1200.0,

@@ -1,15 +1,21 @@
-"""The bare-faust baseline: one agent that only decodes and counts per publisher.
+"""The faust baselines ``ordermon bench`` compares a stream worker against.
 
-``ordermon bench`` compares a stream worker against this, on the same broker in the same
-run. ``run_baseline`` starts a faust worker in a subprocess (own process group, SIGKILL if
-the parent dies) over a pre-filled topic; the agent decodes every value with the contract
-decoder (``monitor.decode.decode``), counts per publisher in a dict, and after ``count``
-messages writes its result and SIGTERMs its own worker, which shuts down cleanly. The
-parent waits with a deadline and kills the group if it passes: termination is
-deterministic either way.
+- ``decode`` (bare faust): one agent that only decodes and counts per publisher in a dict.
+- ``table`` (plain faust windowed counting): what ordermon's windows count, per publisher
+  in tumbling 5-minute event-time windows of a changelogged ``app.Table(...).tumbling(...)``
+  (orders by status and invalidations by reason, one increment per valid event), re-keyed
+  from order to publisher through a repartition topic, as ``group_by`` would.
 
-Timing: ``events_per_second`` is measured inside the agent, from the first message to the
-``count``-th, so it excludes start-up and the group join (``startup_seconds``).
+Both run on the same broker in the same run as the worker. ``run_baseline`` starts a faust
+worker in a subprocess (own process group, SIGKILL if the parent dies) over a pre-filled
+topic; the agents decode every value with the contract decoder (``monitor.decode.decode``)
+and, once ``count`` messages are decoded (and, for ``table``, every valid event among
+them is counted in the table), write the result and SIGTERM their own worker, which shuts
+down cleanly. The parent waits with a deadline and kills the group if it passes:
+termination is deterministic either way.
+
+Timing: ``events_per_second`` is measured inside the worker, from the first message to
+the finish line above, so it excludes start-up and the group join (``startup_seconds``).
 
 Faust settings follow ``RUNTIME-NOTES.md`` (session 10 s / heartbeat 1 s / rebalance 10 s:
 a 5 s join instead of 30 s; ``topic_partitions`` = the source's; no web server: the
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import signal
@@ -37,6 +44,8 @@ from typing import Any
 
 from streams.broker import EmbeddedBroker, bootstrap_of, set_pdeathsig, stop_process_group
 
+WINDOW_S = 300  # the table baseline's tumbling window (the monitor's default)
+
 
 class BaselineError(RuntimeError):
     """The baseline worker failed or missed its deadline (it has been stopped)."""
@@ -47,16 +56,14 @@ class BaselineError(RuntimeError):
 
 
 def _worker(a: argparse.Namespace) -> None:
-    """Child process body: the faust app and its single agent."""
+    """Child process body: the faust app and its agent(s) (``--kind``)."""
     t_start = time.perf_counter()
     import faust
-
-    from monitor.decode import decode
 
     app = faust.App(
         a.app_id,
         broker=";".join(f"kafka://{h}" for h in bootstrap_of(a.broker).split(",")),
-        store="memory://",
+        store=a.store,
         datadir=a.datadir,
         topic_partitions=a.partitions,
         broker_session_timeout=10,
@@ -69,28 +76,116 @@ def _worker(a: argparse.Namespace) -> None:
     topic = app.topic(
         a.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-    counts: dict[str, int] = {}
-    seen = {"t_first": 0.0, "cpu_first": 0.0}
+    run = _Run(a, t_start)
+    if a.kind == "table":
+        _table_agents(app, topic, run)
+    else:
+        _decode_agent(app, topic, run)
+    faust.Worker(app, loglevel="warn", redirect_stdouts=False).execute_from_commandline()
+
+
+class _Run:
+    """Counters and the finish line shared by a baseline's agents (one event loop)."""
+
+    def __init__(self, a: argparse.Namespace, t_start: float) -> None:
+        self.a = a
+        self.t_start = t_start
+        self.n = 0  # input messages decoded
+        self.counts: dict[str, int] = {}  # per publisher (decode) or per table key (table)
+        self.forwarded = 0  # table: events sent to the repartition topic
+        self.written = 0  # table: table increments
+        self.seen = {"t_first": 0.0, "cpu_first": 0.0}
+        self.finished = False
+
+    def first(self) -> None:
+        self.seen.update(t_first=time.perf_counter(), cpu_first=time.process_time())
+
+    def maybe_finish(self) -> None:
+        """Done when every input message is decoded and (table) every count written."""
+        if self.finished or self.n < self.a.count or self.written < self.forwarded:
+            return
+        self.finished = True
+        _finish(self.a.result, self.n, self.seen, self.t_start, self.counts,
+                {"table_writes": self.written})  # fmt: skip
+        os.kill(os.getpid(), signal.SIGTERM)  # the worker stops cleanly
+
+
+def _decode_agent(app: Any, topic: Any, run: _Run) -> None:
+    """The bare agent: decode, count per publisher in a dict."""
+    from monitor.decode import decode
+
+    counts = run.counts
 
     @app.agent(topic)
     async def count(stream: Any) -> None:
-        n, target = 0, a.count
         async for value in stream:
             ev = decode(value)
             pub = getattr(ev, "publisher_id", "(rejected)")
             counts[pub] = counts.get(pub, 0) + 1
-            n += 1
-            if n == 1:
-                seen.update(t_first=time.perf_counter(), cpu_first=time.process_time())
-            if n == target:
-                _finish(a.result, n, seen, t_start, counts)
-                os.kill(os.getpid(), signal.SIGTERM)  # the worker stops cleanly
+            run.n += 1
+            if run.n == 1:
+                run.first()
+            run.maybe_finish()
 
-    faust.Worker(app, loglevel="warn", redirect_stdouts=False).execute_from_commandline()
+
+def _table_agents(app: Any, topic: Any, run: _Run) -> None:
+    """Plain faust windowed counting of what ordermon's windows count: per publisher,
+    events by status and invalidations by reason, in tumbling 5-minute event-time windows
+    of a changelogged ``Table`` (one increment per valid event, as a windowed-Table
+    implementation of the same per-publisher counts would do; ordermon also de-duplicates
+    and tracks each order's lifecycle, which this baseline does not).
+
+    The input is keyed by order, the table by publisher, so (as ``group_by`` does) every
+    event is re-keyed through a repartition topic; only its slot (the reason, or the
+    status) travels, with the event time as the record timestamp, which
+    ``relative_to_stream`` windows by.
+    """
+    from monitor.decode import decode
+    from monitor.model import OrderEvent
+
+    repart = app.topic(
+        f"{run.a.app_id}-inv-by-publisher-repartition", key_type=bytes, value_type=bytes,
+        key_serializer="raw", value_serializer="raw", partitions=run.a.partitions,
+        internal=True,
+    )  # fmt: skip
+    table = (
+        app.Table("inv-by-publisher-reason", default=int, partitions=run.a.partitions,
+                  key_type=str, value_type=int)
+        .tumbling(WINDOW_S, expires=dt.timedelta(hours=2))
+        .relative_to_stream()
+    )  # fmt: skip
+
+    @app.agent(topic)
+    async def split(stream: Any) -> None:
+        async for value in stream:
+            ev = decode(value)
+            run.n += 1
+            if run.n == 1:
+                run.first()
+            if isinstance(ev, OrderEvent):
+                slot = ev.reason.value if ev.reason is not None else ev.status.value
+                run.forwarded += 1
+                await repart.send(key=ev.publisher_id.encode(), value=slot.encode(),
+                                  timestamp=ev.occurred_at.timestamp())  # fmt: skip
+            run.maybe_finish()
+
+    @app.agent(repart)
+    async def count(stream: Any) -> None:
+        async for event in stream.events():
+            key = f"{event.key.decode()}|{event.value.decode()}"
+            table[key] += 1
+            run.counts[key] = 1
+            run.written += 1
+            run.maybe_finish()
 
 
 def _finish(
-    path: str, n: int, seen: dict[str, float], t_start: float, counts: dict[str, int]
+    path: str,
+    n: int,
+    seen: dict[str, float],
+    t_start: float,
+    counts: dict[str, int],
+    extra: dict[str, Any],
 ) -> None:
     secs = time.perf_counter() - seen["t_first"]
     cpu = time.process_time() - seen["cpu_first"]
@@ -104,6 +199,7 @@ def _finish(
         "startup_seconds": round(seen["t_first"] - t_start, 3),
         "publishers": len(counts) - ("(rejected)" in counts),
         "rejected": counts.get("(rejected)", 0),
+        **extra,
     }
     tmp = Path(path + ".tmp")
     tmp.write_text(json.dumps(res))
@@ -119,11 +215,16 @@ def run_baseline(
     embedded: bool = True,
     timeout: float = 300.0,
     workdir: str | os.PathLike[str] | None = None,
+    kind: str = "decode",
+    store: str = "memory://",
 ) -> dict[str, Any]:
     """Run the baseline worker until it has seen ``count`` messages of ``topic``.
 
-    ``topic`` must already hold at least ``count`` records. Returns the child's result
-    (``events_per_second``, ``seconds``, ``startup_seconds``, ``publishers``, ``rejected``)
+    ``kind``: ``decode`` (decode + count per publisher in a dict) or ``table`` (the plain
+    faust windowed Table: until every valid event among them is counted too; ``store``
+    is that table's). ``topic`` must already hold at least ``count`` records. Returns the
+    child's result (``events_per_second``, ``seconds``, ``startup_seconds``, ``publishers``
+    (table: keys written), ``rejected``, ``table_writes``)
     plus ``wall_seconds``, ``exit_code``, ``pid`` and ``log``. Raises ``BaselineError``
     (with the log tail) if the worker fails or misses the deadline; either way the worker
     has been stopped and reaped on return.
@@ -136,6 +237,7 @@ def run_baseline(
         "--broker", broker, "--topic", topic, "--count", str(count),
         "--partitions", str(partitions), "--result", str(result),
         "--datadir", str(work / "data"), "--app-id", f"ordermon-baseline-{uuid.uuid4().hex[:8]}",
+        "--kind", kind, "--store", store,
     ] + (["--embedded"] if embedded else [])  # fmt: skip
     root = Path(__file__).resolve().parents[1]
     path = [str(root), os.environ.get("PYTHONPATH", "")]
@@ -203,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--count", type=int, required=True)
     w.add_argument("--partitions", type=int, required=True)
     w.add_argument("--embedded", action="store_true")
+    w.add_argument("--kind", choices=("decode", "table"), default="decode")
+    w.add_argument("--store", default="memory://")
     m = sub.add_parser("measure")
     m.add_argument("--events", type=int, default=200_000)
     m.add_argument("--seed", type=int, default=7)
