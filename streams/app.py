@@ -144,6 +144,8 @@ class StreamApp:
         app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
         if s.embedded:
             self._patch_recovery()
+        app.ordermon_fetch_max_wait_ms = s.fetch_max_wait_ms  # type: ignore[attr-defined]
+        self._patch_fetch_wait()
         if s.web_port > 0:
             from streams.web import add_pages
 
@@ -349,6 +351,29 @@ class StreamApp:
         log.info("drained", **self.counts)
 
     # -- embedded broker ----------------------------------------------------------------
+    def _patch_fetch_wait(self) -> None:
+        """faust creates its consumer with ``fetch_max_wait_ms=1500``. Kafka answers a fetch
+        as soon as data arrives, but a broker that holds it to the deadline (Tansu does)
+        adds that much to each hop of a sparse topic (partials, alerts): up to 3 s between
+        an event and its alert. The consumer reads the value when it starts, so it is set
+        on the consumer object faust creates."""
+        from faust.transport.drivers import aiokafka as drv
+
+        cls = drv.AIOKafkaConsumerThread
+        orig = cls._create_worker_consumer
+        if getattr(orig, "ordermon_patched", False):
+            return
+
+        def create(thread: Any, transport: Any) -> Any:
+            consumer = orig(thread, transport)
+            wait = getattr(thread.app, "ordermon_fetch_max_wait_ms", None)
+            if wait is not None:
+                consumer._fetch_max_wait_ms = wait
+            return consumer
+
+        create.ordermon_patched = True  # type: ignore[attr-defined]
+        cls._create_worker_consumer = create  # type: ignore[method-assign]
+
     def _patch_recovery(self) -> None:
         from streams.highwater import patch_app
 

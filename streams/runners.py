@@ -6,10 +6,11 @@ The exactness protocol (see ``streams/README.md``):
    from the stage's checkpoint table (the state and the input offsets it covers);
 2. every message is processed by the task (which skips offsets it already covers) and kept
    *unacknowledged*: faust commits only acknowledged offsets;
-3. at a checkpoint (every ``every_s`` seconds or ``every_events`` messages, when the
-   partition goes quiet, and at shutdown) the task's outputs are sent, its snapshot is
-   written to the table, and only then are the kept messages acknowledged. faust's commit
-   flushes the producer (outputs and changelog) before it commits the offsets;
+3. at a checkpoint (every ``every_s`` seconds or ``every_events`` messages, spaced out
+   when checkpoints get slow, when the partition goes quiet, and at shutdown) the task's
+   outputs are sent, its snapshot is written to the table, and only then are the kept
+   messages acknowledged. faust's commit flushes the producer (outputs and changelog)
+   before it commits the offsets;
 4. when partitions are revoked, their tasks and kept messages are dropped unacknowledged:
    the next owner restores the checkpoint and re-reads from the committed offset, which is
    never past the checkpoint.
@@ -26,6 +27,12 @@ import structlog
 from streams.checkpoint import CheckpointStore
 
 log = structlog.get_logger("ordermon.stream")
+# A checkpoint snapshots the partition's whole state on the event loop: when that gets
+# slow (millions of tracked orders), periodic checkpoints are spaced so they take at most
+# 1/COST_FACTOR of the time, up to MAX_STRETCH_S apart (quiet and shutdown checkpoints are
+# not delayed). Incremental checkpoints would remove the cost; this bounds its share.
+COST_FACTOR = 10.0
+MAX_STRETCH_S = 120.0
 
 
 class PartitionRunner:
@@ -50,6 +57,7 @@ class PartitionRunner:
         self.last_msg: dict[int, float] = {}
         self.restores: list[dict[str, Any]] = []  # for status and tests
         self.messages = 0
+        self.cost: dict[int, float] = {}  # seconds the partition's last checkpoint took
         # called with (stage, partition, task) once a task is loaded (metrics baselines)
         self.on_task: Callable[[str, int, Any], None] | None = None
 
@@ -79,15 +87,20 @@ class PartitionRunner:
         held.append(event)
         self.last_msg[part] = now
         self.messages += 1
-        if len(held) >= self.every_events or now - self.last_ckpt[part] >= self.every_s:
+        since = now - self.last_ckpt[part]
+        if (len(held) >= self.every_events or since >= self.every_s) and since >= min(
+            COST_FACTOR * self.cost.get(part, 0.0), MAX_STRETCH_S
+        ):
             self.checkpoint(part, now)
 
     def checkpoint(self, part: int, now: float | None = None) -> None:
         task = self.tasks.get(part)
         if task is None:
             return
+        t0 = time.monotonic()
         self.flush(part, task)
         self.store.save(part, task.snapshot())
+        self.cost[part] = time.monotonic() - t0
         held = self.held[part]
         for event in held:
             event.ack()
@@ -111,6 +124,7 @@ class PartitionRunner:
             self.tasks.pop(part, None)
             self.held.pop(part, None)
             self.last_ckpt.pop(part, None)
+            self.cost.pop(part, None)
             self.store.forget(part)
 
     def unacked(self) -> int:

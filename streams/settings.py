@@ -40,6 +40,7 @@ class StreamSettings:
     stall_min_s: float = 300.0  # stream_stall: never before this much silence ...
     stall_factor: float = 10.0  # ... nor before this many median inter-arrival gaps
     connect_retry_max_s: float = 30.0  # back-off cap while the broker is unreachable
+    fetch_max_wait_ms: int = 200  # longest a fetch waits for data (faust fixes 1500)
     # consumer group timing: a dead member is noticed after the session timeout, and a
     # group join waits about half of it (Tansu), so restarts take at least ~1.5x this
     broker_session_timeout: float = 10.0  # seconds without a heartbeat before eviction
@@ -112,6 +113,8 @@ def load_stream_settings(
         s = dataclasses.replace(s, **changes)
     if s.partitions < 1:
         raise ConfigError("stream.partitions must be >= 1")
+    if not 10 <= s.fetch_max_wait_ms <= 10_000:
+        raise ConfigError("stream.fetch_max_wait_ms must be between 10 and 10000")
     if not 0 < s.broker_heartbeat_interval < s.broker_session_timeout:
         raise ConfigError("stream.broker_heartbeat_interval must be > 0 and below "
                           "stream.broker_session_timeout")  # fmt: skip
