@@ -73,7 +73,10 @@ def _apply(obj: Any, values: Mapping[str, Any], where: str) -> Any:
         if key not in names or key in _NESTED:
             raise ConfigError(f"unknown setting {where}.{key}")
         changes[key] = _coerce(f"{where}.{key}", getattr(obj, key), value)
-    return dataclasses.replace(obj, **changes) if changes else obj
+    try:  # a dataclass's own range checks (__post_init__) become configuration errors
+        return dataclasses.replace(obj, **changes) if changes else obj
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:

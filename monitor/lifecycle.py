@@ -1,28 +1,53 @@
 """Per-order lifecycle stage: de-duplication, transition checks, time since payment.
 
-State per order is one tuple ``(publisher_id, packed, event_marks)`` (about 150 bytes, see
-``order_footprint_bytes``; measured by ``tests/unit/test_lifecycle.py``), plus the
-``order_id`` key string the dict holds:
+State per order is **one integer** under its ``order_id`` key: ~72 bytes with its dict slot
+at 2.7M orders (``order_footprint_bytes``; checked by ``tests/unit/test_lifecycle.py``),
+plus the key string (~70 bytes for a 19-digit id). An integer, not a tuple, because the
+garbage collector does not track integers: a dict of millions of tuples is walked on every
+full collection, a dict of integers never is. The fields, from the low bits up (times are
+integer epoch seconds modulo 2**34, i.e. until the year 2514):
 
-- ``publisher_id`` is interned (one string object per publisher, shared by its orders);
-- ``packed`` holds, as one integer, the furthest step seen (``rank``: created 0 ..
-  settled 3, invalidated 4) and its event time ``rank_at``, ``paid_at`` and
-  ``last_seen`` (integer epoch seconds, 34 bits each). A step behind the furthest one is a
-  violation only if it *happened* later (an earlier step merely *delivered* later, e.g.
-  ``created`` arriving after ``paid``, is ordinary out-of-order delivery);
-- ``event_marks`` holds the CRC-32 of each accepted ``event_id`` of the order (at most 8),
-  33 bits each with a marker bit, in one integer. A collision needs two events of the
-  *same order* with equal CRCs, ~1 in 4e9 per pair.
+==========  =====  =========================================================================
+field       bits   meaning
+==========  =====  =========================================================================
+rank        3      furthest step seen: created 0, paid 1, confirmed 2, settled 3, invalidated 4
+rank_at     34     event time of that step
+paid        34     event time of payment + 1 (0: not seen paid)
+last        34     newest event time seen (retention)
+recent      1      touched since the cap's last sweep passed it (second chance, below)
+publisher   32     index into the publisher table (``_Publishers``: one string per publisher,
+                   reference counted by its orders)
+marks       33*k   CRC-32 of each accepted ``event_id`` (the 8 newest), 33 bits each with a
+                   marker bit. A collision needs two events of the *same order* with equal
+                   CRCs, ~1 in 4e9 per pair.
+==========  =====  =========================================================================
+
+A step behind the furthest one is a violation only if it *happened* later (an earlier step
+merely *delivered* later, e.g. ``created`` arriving after ``paid``, is ordinary
+out-of-order delivery).
 
 Orders leave after ``retention_s`` of event time without a step (default 45 days, longer
-than a refund or a settlement takes).
+than a refund or a settlement takes), and, so memory stays bounded whatever the input
+(a flood of junk order ids), when more than ``max_orders`` are tracked (``[monitor]
+max_tracked_orders``, 5 million by default: ~0.7 GB with the keys): the dict's
+insertion order is a queue, and a sweep walks it from the oldest, giving an order touched
+since it was queued a second chance (to the back, unmarked) and evicting the others, until
+1/64 of the cap is free again (amortised: one sweep per 1/64 of the cap of new orders).
+An event of an evicted order is then treated like the first sighting of that order: a
+``created``/``paid`` counts as a new order, an ``invalidated`` counts without a time since
+payment, a redelivery of an event seen before the eviction is not recognised as a
+duplicate, and nothing is a violation. That is the same rule as after the retention, and
+the eviction counters (``evicted``, of which ``evicted_cap`` over the cap) say how often it
+can have happened.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import zlib
 from enum import StrEnum
+from itertools import islice
 from typing import NamedTuple
 
 from monitor.model import OrderEvent, Status
@@ -35,6 +60,7 @@ RANK: dict[Status, int] = {
     Status.INVALIDATED: 4,
 }
 _INVALIDATED = 4
+DEFAULT_MAX_ORDERS = 5_000_000
 
 
 class Violation(StrEnum):
@@ -54,17 +80,44 @@ class Step(NamedTuple):
 
 
 _DUP = Step(True, None, False, None, False)
+_AMEND = Step(False, None, False, None, False)
+# first sightings, by rank: created/paid are new orders, invalidated counts
+_FIRST = tuple(Step(False, None, r <= 1, None, r == 4) for r in range(5))
+_VIOLATION = {v: Step(False, v, False, None, False) for v in Violation}
 
-# packed order state: rank (3 bits) | rank_at | paid_at + 1 | last_seen (34 bits each)
+# the packed order state (see the module docstring)
 _T34 = (1 << 34) - 1
-_LAST_SHIFT = 71
+_RANK_AT, _PAID, _LAST, _RECENT_BIT, _PUB, _MARKS = 3, 37, 71, 105, 106, 138
+_RECENT = 1 << _RECENT_BIT
+_PUB_MASK = (1 << 32) - 1
+_PUB_FIELD = _PUB_MASK << _PUB
 _MARK = 1 << 32  # marker bit: an event mark is never zero, so marks can be counted
 _CHUNK = (1 << 33) - 1
 _MARKS_MASK = (1 << (33 * 8)) - 1  # keep the 8 newest
+_trunc = math.trunc  # int(x) for a float, at half the cost
+_SWEEP_SHARE = 64  # a sweep over the cap frees 1/64 of it
+# a new order's state in one multiply-add (each big-integer operation costs): its time goes
+# to rank_at and last, and to paid for a payment; its rank, paid's +1 and the marker bit of
+# its first event mark are constants
+_NEW_SPREAD = tuple(1 << _RANK_AT | 1 << _LAST | (1 << _PAID if r == 1 else 0) for r in range(5))
+_NEW_BASE = tuple(r | (1 << _PAID if r == 1 else 0) | _MARK << _MARKS for r in range(5))
 
 
 def _pack(rank: int, rank_at: int, paid: int, last: int) -> int:
-    return rank | (rank_at & _T34) << 3 | ((paid + 1) & _T34) << 37 | (last & _T34) << 71
+    """The four time/step fields (the low 105 bits)."""
+    return (
+        rank | (rank_at & _T34) << _RANK_AT | ((paid + 1) & _T34) << _PAID | (last & _T34) << _LAST
+    )
+
+
+def _unpack(state: int) -> tuple[int, int, int, int]:
+    """(rank, rank_at, paid or -1, last) of a packed state."""
+    return (
+        state & 7,
+        state >> _RANK_AT & _T34,
+        (state >> _PAID & _T34) - 1,
+        state >> _LAST & _T34,
+    )
 
 
 def _marks_list(marks: int) -> list[int]:
@@ -76,52 +129,105 @@ def _marks_list(marks: int) -> list[int]:
     return out[::-1]
 
 
-def _unpack(packed: int) -> tuple[int, int, int, int]:
-    return (
-        packed & 7,
-        packed >> 3 & _T34,
-        (packed >> 37 & _T34) - 1,
-        packed >> 71,
-    )
+class _Publishers:
+    """Publisher ids by a small index, counted by the orders that hold them.
 
+    An order stores the index (32 bits in its integer) instead of a reference to the
+    string; an index whose last order leaves is reused, so the table is bounded by the
+    tracked orders.
+    """
 
-_AMEND = Step(False, None, False, None, False)
-# first sightings, by rank: created/paid are new orders, invalidated counts
-_FIRST = tuple(Step(False, None, r <= 1, None, r == 4) for r in range(5))
+    __slots__ = ("ids", "index", "refs", "free")
+
+    def __init__(self) -> None:
+        self.ids: list[str | None] = []
+        self.index: dict[str, int] = {}
+        self.refs: list[int] = []
+        self.free: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def ref(self, pub: str) -> int:
+        """The index of ``pub``, counting one more order that holds it."""
+        i = self.index.get(pub)
+        if i is None:
+            i = self.add(pub)
+        self.refs[i] += 1
+        return i
+
+    def add(self, pub: str) -> int:
+        """A new publisher's index (held by no order yet)."""
+        if self.free:
+            i = self.free.pop()
+            self.ids[i] = pub
+        else:
+            i = len(self.ids)
+            self.ids.append(pub)
+            self.refs.append(0)
+        self.index[pub] = i
+        return i
+
+    def unref(self, i: int) -> None:
+        """One order holding index ``i`` left; the last one frees it."""
+        self.refs[i] -= 1
+        if not self.refs[i]:
+            del self.index[self.ids[i]]  # type: ignore[arg-type]
+            self.ids[i] = None
+            self.free.append(i)
 
 
 class Lifecycle:
     """Tracks every open order; pure, deterministic, snapshot-able."""
 
-    def __init__(self, retention_s: float = 45 * 86400) -> None:
+    def __init__(
+        self, retention_s: float = 45 * 86400, max_orders: int = DEFAULT_MAX_ORDERS
+    ) -> None:
+        if max_orders < 1:
+            raise ValueError(f"max_orders must be at least 1, got {max_orders}")
         self.retention_s = retention_s
-        self.orders: dict[str, tuple] = {}
-        self._pubs: dict[str, str] = {}
-        self.evicted = 0
+        self.max_orders = max_orders
+        self.orders: dict[str, int] = {}
+        self.publishers = _Publishers()
+        self.evicted = 0  # orders forgotten: stale (retention) or over the cap
+        self.evicted_cap = 0  # of those, over ``max_orders``
 
     def __len__(self) -> int:
         return len(self.orders)
 
     def step(self, ev: OrderEvent, ts: float) -> Step:
-        mark = zlib.crc32(ev.event_id.encode()) | _MARK
+        crc = zlib.crc32(ev.event_id.encode())
         rank = RANK[ev.status]
-        t = int(ts)
-        state = self.orders.get(ev.order_id)
-        if state is None:
-            pub = self._pubs.setdefault(ev.publisher_id, ev.publisher_id)
-            self.orders[ev.order_id] = (pub, _pack(rank, t, t if rank == 1 else -1, t), mark)
+        t = _trunc(ts)
+        orders = self.orders
+        state = orders.get(ev.order_id)
+        if state is None:  # most events: the hottest path of the monitor, kept short
+            pubs = self.publishers
+            pub = pubs.index.get(ev.publisher_id)
+            if pub is None:
+                pub = pubs.add(ev.publisher_id)
+            pubs.refs[pub] += 1
+            orders[ev.order_id] = (
+                (t & _T34) * _NEW_SPREAD[rank] + _NEW_BASE[rank] + (pub << _PUB) + (crc << _MARKS)
+            )
+            if len(orders) > self.max_orders:
+                self._sweep()
             return _FIRST[rank]
-        pub, packed, marks = state
+        mark = crc | _MARK
+        marks = state >> _MARKS
         m = marks
         while m:
             if m & _CHUNK == mark:
                 return _DUP
             m >>= 33
-        marks = (marks << 33 | mark) & _MARKS_MASK
-        old_rank, rank_at, paid, last = _unpack(packed)
-        last = max(last, t)
+        # the publisher index stays, the mark joins the newest marks, the order is recent;
+        # the fields below are rewritten
+        keep = state & _PUB_FIELD | _RECENT | ((marks << 33 | mark) & _MARKS_MASK) << _MARKS
+        old_rank, rank_at, paid, last = _unpack(state)
+        if t > last:
+            last = t
         violation: Violation | None = None
-        if pub != ev.publisher_id:
+        if self.publishers.ids[state >> _PUB & _PUB_MASK] != ev.publisher_id:
             violation = Violation.PUBLISHER_CHANGED
         elif rank < old_rank and t > rank_at:
             violation = (
@@ -129,61 +235,96 @@ class Lifecycle:
             )
         elif rank == old_rank == _INVALIDATED:
             # a second invalidation with a new event_id: an amendment, not a new invalidation
-            self.orders[ev.order_id] = (pub, _pack(old_rank, rank_at, paid, last), marks)
+            orders[ev.order_id] = _pack(old_rank, rank_at, paid, last) | keep
             return _AMEND
         if violation is not None:
-            self.orders[ev.order_id] = (pub, _pack(old_rank, rank_at, paid, last), marks)
-            return Step(False, violation, False, None, False)
+            orders[ev.order_id] = _pack(old_rank, rank_at, paid, last) | keep
+            return _VIOLATION[violation]
         if rank == 1 and (paid < 0 or t < paid):
             paid = t
         if rank >= old_rank:
             old_rank, rank_at = rank, t
-        self.orders[ev.order_id] = (pub, _pack(old_rank, rank_at, paid, last), marks)
+        orders[ev.order_id] = _pack(old_rank, rank_at, paid, last) | keep
         if rank != _INVALIDATED:
             return _AMEND
         return Step(False, None, False, (ts - paid) if paid >= 0 else None, True)
 
+    def _sweep(self) -> None:
+        """Over ``max_orders``: evict, oldest queued first, until 1/64 of the cap is free.
+
+        An order touched since it was queued (``recent``) is queued again at the back with
+        the mark cleared instead (second chance, the CLOCK approximation of least recently
+        used); each pass over a chunk evicts or requeues every order in it, and a requeued
+        order is evicted when the sweep reaches it again untouched, so the loop ends.
+        """
+        orders = self.orders
+        target = self.max_orders - max(1, self.max_orders // _SWEEP_SHARE)
+        while len(orders) > target:
+            for key, state in list(islice(orders.items(), len(orders) - target)):
+                del orders[key]
+                if state & _RECENT:
+                    orders[key] = state ^ _RECENT
+                else:
+                    self.publishers.unref(state >> _PUB & _PUB_MASK)
+                    self.evicted += 1
+                    self.evicted_cap += 1
+
     def evict(self, now_ts: float) -> int:
         """Forget orders with no step for ``retention_s`` of event time; returns how many."""
         horizon = now_ts - self.retention_s
-        stale = [k for k, v in self.orders.items() if v[1] >> _LAST_SHIFT < horizon]
-        for k in stale:
-            del self.orders[k]
+        orders = self.orders
+        stale = [(k, v) for k, v in orders.items() if v >> _LAST & _T34 < horizon]
+        for k, v in stale:
+            del orders[k]
+            self.publishers.unref(v >> _PUB & _PUB_MASK)
         self.evicted += len(stale)
-        if stale:  # publishers no order refers to any more can go from the intern table
-            live = {v[0] for v in self.orders.values()}
-            self._pubs = {p: p for p in self._pubs if p in live}
         return len(stale)
 
     def snapshot(self) -> dict:
+        ids = self.publishers.ids
         return {
             "retention_s": self.retention_s,
+            "max_orders": self.max_orders,
             "evicted": self.evicted,
+            "evicted_cap": self.evicted_cap,
             # unpacked: msgpack and JSON carry integers of at most 64 bits
             "orders": [
-                [k, v[0], *_unpack(v[1]), _marks_list(v[2])] for k, v in self.orders.items()
+                [
+                    k,
+                    ids[v >> _PUB & _PUB_MASK],
+                    *_unpack(v),
+                    _marks_list(v >> _MARKS),
+                    v >> _RECENT_BIT & 1,
+                ]
+                for k, v in self.orders.items()
             ],
         }
 
     @classmethod
-    def restore(cls, snap: dict) -> Lifecycle:
-        lc = cls(snap["retention_s"])
+    def restore(cls, snap: dict, max_orders: int | None = None) -> Lifecycle:
+        """The state of ``snapshot()``; ``max_orders`` (configuration) overrides the
+        snapshot's cap. Snapshots from before the cap (no ``recent`` flag) load too."""
+        cap = max_orders or snap.get("max_orders", DEFAULT_MAX_ORDERS)
+        lc = cls(snap["retention_s"], cap)
         lc.evicted = snap["evicted"]
-        for k, pub, rank, rank_at, paid, last, crcs in snap["orders"]:
-            pub = lc._pubs.setdefault(pub, pub)
+        lc.evicted_cap = snap.get("evicted_cap", 0)
+        ref = lc.publishers.ref
+        for k, pub, rank, rank_at, paid, last, crcs, *recent in snap["orders"]:
             marks = 0
             for crc in crcs:
                 marks = marks << 33 | crc | _MARK
-            lc.orders[k] = (pub, _pack(rank, rank_at, paid, last), marks)
+            state = _pack(rank, rank_at, paid, last) | ref(pub) << _PUB | marks << _MARKS
+            lc.orders[k] = state | _RECENT if recent and recent[0] else state
+        if len(lc.orders) > lc.max_orders:  # restored under a smaller cap
+            lc._sweep()
         return lc
 
 
 def order_footprint_bytes(lc: Lifecycle) -> float:
-    """Average bytes of state per tracked order: dict slot, tuple and integers (the interned
-    publisher id is shared; the ``order_id`` key string is excluded)."""
+    """Average bytes of state per tracked order: its dict slot and its integer (the
+    ``order_id`` key string and the shared publisher table are excluded)."""
     if not lc.orders:
         return 0.0
     total = sys.getsizeof(lc.orders) / len(lc.orders)
-    sample = list(lc.orders.values())[:1000]
-    per = sum(sys.getsizeof(v) + sys.getsizeof(v[1]) + sys.getsizeof(v[2]) for v in sample)
-    return total + per / len(sample)
+    sample = list(islice(lc.orders.values(), 1000))
+    return total + sum(sys.getsizeof(v) for v in sample) / len(sample)

@@ -29,7 +29,7 @@ from monitor.detectors.quality import (
     VolumeDrop,
     VolumeParams,
 )
-from monitor.model import REASON_INDEX, Alert, Kind, Rejection
+from monitor.model import REASON_INDEX, Alert, Kind
 from monitor.overview import Overview
 from monitor.stages import Ingest, Partial, Windowing
 from monitor.windows import WindowAcc
@@ -45,6 +45,7 @@ class MonitorParams:
     jump_confirm: int = 20  # this many future events in a row mean the stream really jumped
     idle_after_s: int = 900  # a source this far behind the newest is idle (no hold on time)
     retention_s: int = 45 * 86400  # orders leave after this much event time without a step
+    max_tracked_orders: int = 5_000_000  # over this many orders the least recently seen leave
     fast_after_payment_s: int = 3600  # an invalidation this soon after payment is "fast"
     warmup_windows: int = 12  # learn only, no alerts, for the first hour
     resolve_after_windows: int = 3  # windows without a finding before an alert resolves
@@ -53,6 +54,10 @@ class MonitorParams:
     platform: PlatformParams = field(default_factory=PlatformParams)
     volume: VolumeParams = field(default_factory=VolumeParams)
     rates: dict[Kind, RateParams] = field(default_factory=lambda: dict(DEFAULT_RATES))
+
+    def __post_init__(self) -> None:
+        if self.max_tracked_orders < 1:
+            raise ValueError(f"max_tracked_orders must be >= 1, got {self.max_tracked_orders}")
 
 
 class Detection:
@@ -263,13 +268,21 @@ def partial_from_wire(d: dict[str, Any], width: int) -> Partial:
 
 
 class Monitor:
-    """The three stages in one process, one partition each (replay, tests, benchmarks)."""
+    """The three stages in one process, one partition each (replay, tests, benchmarks).
+
+    Facts go from ``Ingest`` straight into ``Windowing.apply``, and each closed window
+    straight into ``Detection``, through the stages' ``emit`` hooks; so ``process(raw,
+    source=0)`` is the ingest stage's own: no list and no wrapper on the per-message path.
+    """
 
     def __init__(self, params: MonitorParams | None = None) -> None:
         self.params = p = params or MonitorParams()
         self.ingest = Ingest(p)
         self.windowing = Windowing(p)
         self.detection = Detection(p)
+        self.ingest.emit = self.windowing.apply
+        self.windowing.emit = self._detect
+        self.process = self.ingest.process  # one message; returns its rejection, if any
 
     # the parts drivers, summaries and tests look at
     @property
@@ -293,38 +306,18 @@ class Monitor:
                 return getattr(obj, name)
         raise AttributeError(name)
 
-    # -- per message ------------------------------------------------------------------
-    def process(self, raw: bytes, source: int = 0) -> Rejection | None:
-        ingest = self.ingest
-        rej = ingest.process(raw, source)
-        facts = ingest.out
-        if facts:
-            apply = self.windowing.apply
-            for f in facts:
-                apply(f)
-            facts.clear()
-            if self.windowing.out:
-                self._close()
-        return rej
-
+    # -- per message: ``process`` (set in __init__) ----------------------------------------
     def flush(self) -> None:
         """End of input: close every open window (a replay's last step)."""
         self.ingest.flush()
-        for f in self.ingest.out:
-            self.windowing.apply(f)
-        self.ingest.out.clear()
         self.windowing.flush()
-        self._close()
 
     def take_alerts(self) -> list[Alert]:
         return self.detection.take_alerts()
 
-    def _close(self) -> None:
-        partials, self.windowing.out = self.windowing.out, []
-        for partial in partials:
-            self._close_one(partial.acc)
-
-    def _close_one(self, acc: WindowAcc) -> None:
+    def _detect(self, partial: Partial) -> None:
+        """A closed window: detection, and once a day of windows the lifecycle's eviction."""
+        acc = partial.acc
         detected_at = max(self.windowing.watermark or acc.end, acc.end)
         self.detection.close(acc, detected_at)
         if acc.index % EVICT_EVERY_WINDOWS == 0:

@@ -43,10 +43,11 @@ it stopped waiting for a source marked idle).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from monitor.decode import decode
+from monitor.decode import decode, event_time
 from monitor.lifecycle import Lifecycle
 from monitor.model import REASON_INDEX, Rejection
 from monitor.windows import HELD, JUMP, ClockGuard, WindowAcc, WindowSet
@@ -65,7 +66,8 @@ def fact_publisher(fact: tuple) -> str | None:
 
 
 class Ingest:
-    """Decode -> lifecycle -> clock guard, for one or more sources; facts go to ``out``.
+    """Decode -> lifecycle -> clock guard, for one or more sources; facts go to ``emit``
+    (by default appended to ``out``).
 
     ``ticks``: also emit a ``TICK`` fact whenever a source's clock passes a window boundary
     (shifted by the lateness, i.e. whenever the source could close a window).
@@ -86,17 +88,23 @@ class Ingest:
         self.lateness = p.lateness_s
         self.ticks = ticks
         self.evict_every = evict_every_s
-        self.lifecycle = Lifecycle(p.retention_s)
+        self.lifecycle = Lifecycle(p.retention_s, p.max_tracked_orders)
         self.guards: dict[int, ClockGuard] = {}
         self.tick_at: dict[int, int] = {}  # source -> boundary index of its last tick
         self.evict_at = -1
         self.out: list[tuple] = []
+        # where facts go: into ``out`` for the driver to route; the one-process ``Monitor``
+        # sends them straight to its ``Windowing.apply`` instead (no list in between)
+        self.emit: Callable[[tuple], None] = self._to_out
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
         self.violations: Counter[str] = Counter()
         self.invalidations: Counter[str] = Counter()
         self.early_rejects = 0  # before any event set a clock
+
+    def _to_out(self, fact: tuple) -> None:
+        self.out.append(fact)
 
     def _guard(self, source: int) -> ClockGuard:
         g = self.guards.get(source)
@@ -105,62 +113,90 @@ class Ingest:
         return g
 
     def process(self, raw: bytes, source: int = 0) -> Rejection | None:
-        """One message: facts appended to ``out``; a rejection is also returned."""
+        """One message: its facts go to ``emit``; a rejection is also returned.
+
+        The per-message path of the whole monitor, so the common case (a valid event near
+        its source's clock) calls no helper; the rest is in ``_reject`` and ``_unusual``.
+        """
         ev = decode(raw, self.max_bytes)
-        out = self.out
         guard = self.guards.get(source) or self._guard(source)
         if type(ev) is Rejection:
-            self.rejected[ev.code] += 1
-            if guard.clock is None:
-                self.early_rejects += 1
-            else:
-                out.append((REJ, source, guard.clock, ev.code))
+            self._reject(ev, source, guard.clock)
             return ev
-        ts = ev.occurred_at.timestamp()  # type: ignore[union-attr]
-        step = self.lifecycle.step(ev, ts)  # type: ignore[arg-type]
+        ts = event_time(ev)  # type: ignore[arg-type]
+        dup, violation, new_order, since_paid, counts = self.lifecycle.step(ev, ts)  # type: ignore[arg-type]
         pub = ev.publisher_id  # type: ignore[union-attr]
-        if step.duplicate:
+        if dup:
             self.duplicates += 1
-            out.append((DUP, source, guard.clock, pub))
+            self.emit((DUP, source, guard.clock, pub))
             return None
         self.accepted += 1
         reason = -1
         fast = False
-        if step.counts_invalidation:
+        if counts:
             reason = REASON_INDEX[ev.reason]  # type: ignore[union-attr,index]
             self.invalidations[ev.reason] += 1  # type: ignore[union-attr,index]
-            fast = step.since_paid is not None and step.since_paid <= self.fast_s
-        if step.violation is not None:
-            self.violations[step.violation] += 1
+            fast = since_paid is not None and since_paid <= self.fast_s
+        if violation is not None:
+            self.violations[violation] += 1
         buyer = ev.parent_order_id or ev.order_id  # type: ignore[union-attr]
-        contrib: tuple | None = (buyer, pub, step.new_order, reason, fast)
-        before = guard.clock
-        late = before is not None and int(ts // self.width) < int(
-            (before - self.lateness) // self.width
-        )
-        todo = guard.offer(ts, contrib)
-        if todo == HELD:
-            contrib = None
-        elif todo == JUMP:
-            for t, c in guard.take_jump():
-                out.append((REL, source, guard.moved(t), c[1], t, c))
-            contrib = None
+        contrib: tuple | None = (buyer, pub, new_order, reason, fast)
+        clock = guard.clock
+        late = False
+        if (
+            clock is not None
+            and clock - self.lateness <= ts <= clock + self.tolerance
+            and not guard.pending
+        ):
+            # nearly every event: near its source's clock, so neither late (its window is
+            # the watermark's or newer) nor held: what ``ClockGuard.offer`` says, uncalled
+            todo = 0
         else:
-            if todo > 0:
-                out.append((FUT, source, guard.clock, guard.take_future()))
-            guard.moved(ts)
-        early, self.early_rejects = self.early_rejects, 0
-        out.append((EV, source, guard.clock, pub, ts, contrib, step.violation, early, late))
+            late = clock is not None and int(ts // self.width) < int(
+                (clock - self.lateness) // self.width
+            )
+            todo = guard.offer(ts, contrib)
+        if todo == 0:  # place it now; the clock is the largest placed time
+            if clock is None or ts > clock:
+                clock = guard.clock = ts
+        else:
+            clock = self._unusual(todo, guard, source, ts)
+            if todo < 0:
+                contrib = None
+        early = self.early_rejects
+        if early:
+            self.early_rejects = 0
+        self.emit((EV, source, clock, pub, ts, contrib, violation, early, late))
         if self.ticks or self.evict_every:
-            self._periodic(source, guard.clock)  # type: ignore[arg-type]
+            self._periodic(source, clock)  # type: ignore[arg-type]
         return None
+
+    def _reject(self, rej: Rejection, source: int, clock: float | None) -> None:
+        self.rejected[rej.code] += 1
+        if clock is None:
+            self.early_rejects += 1
+        else:
+            self.emit((REJ, source, clock, rej.code))
+
+    def _unusual(self, todo: int, guard: ClockGuard, source: int, ts: float) -> float:
+        """The clock guard held the event (``HELD``), confirmed a jump (``JUMP``: the held
+        events are placed now, as ``REL`` facts) or found held events future (``n > 0``:
+        a ``FUT`` fact, then the event is placed). Returns the source clock after it."""
+        if todo == HELD:
+            return guard.clock  # type: ignore[return-value]
+        if todo == JUMP:
+            for t, c in guard.take_jump():
+                self.emit((REL, source, guard.moved(t), c[1], t, c))
+            return guard.clock  # type: ignore[return-value]
+        self.emit((FUT, source, guard.clock, guard.take_future()))
+        return guard.moved(ts)
 
     def _periodic(self, source: int, clock: float) -> None:
         if self.ticks:
             b = int((clock - self.lateness) // self.width)
             if b != self.tick_at.get(source):
                 self.tick_at[source] = b
-                self.out.append((TICK, source, clock))
+                self.emit((TICK, source, clock))
         if self.evict_every:
             period = int(clock // self.evict_every)
             if period > self.evict_at:
@@ -172,7 +208,7 @@ class Ingest:
         """End of input: held events count as future."""
         for source, guard in self.guards.items():
             if guard.pending:
-                self.out.append((FUT, source, guard.clock, guard.take_future()))
+                self.emit((FUT, source, guard.clock, guard.take_future()))
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -189,7 +225,7 @@ class Ingest:
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
-        self.lifecycle = Lifecycle.restore(snap["lifecycle"])
+        self.lifecycle = Lifecycle.restore(snap["lifecycle"], self.lifecycle.max_orders)
         self.guards = {}
         for k, g in snap["guards"]:
             self._guard(k).restore(g)
@@ -235,6 +271,12 @@ class Windowing:
         self.lateness = p.lateness_s
         self.next_close = float("-inf")
         self.out: list[Partial] = []
+        # where closed windows go: into ``out`` for the driver; the one-process ``Monitor``
+        # sends them straight to its detection instead
+        self.emit: Callable[[Partial], None] = self._to_out
+
+    def _to_out(self, partial: Partial) -> None:
+        self.out.append(partial)
 
     @property
     def watermark(self) -> float | None:
@@ -245,10 +287,9 @@ class Windowing:
         ws = self.set
         if kind == EV:
             _, src, clock, _pub, ts, contrib, violation, early, late = f
-            ws.set_clock(src, clock)
+            acc = ws.arrive(src, clock)
             if contrib is not None:
                 ws.place(src, ts, contrib, late)
-            acc = ws.stream_window(src)
             if acc is not None:
                 acc.arrivals += 1
                 if early:
@@ -260,14 +301,12 @@ class Windowing:
             if clock >= self.next_close:
                 self._close(ws.advance())
         elif kind == DUP:
-            ws.set_clock(f[1], f[2])
-            acc = ws.stream_window(f[1])
+            acc = ws.arrive(f[1], f[2])
             if acc is not None:
                 acc.duplicates += 1
                 acc.arrivals += 1
         elif kind == REJ:
-            ws.set_clock(f[1], f[2])
-            acc = ws.stream_window(f[1])
+            acc = ws.arrive(f[1], f[2])
             if acc is not None:
                 code = f[3]
                 acc.rejected += 1
@@ -296,7 +335,8 @@ class Windowing:
     def _close(self, closed: list[WindowAcc]) -> None:
         if closed:
             wm = self.set.watermark
-            self.out.extend(Partial(self.part, acc, wm) for acc in closed)
+            for acc in closed:
+                self.emit(Partial(self.part, acc, wm))
         self.next_close = (self.set.closed_through + 2) * self.width + self.lateness
 
     def flush(self) -> None:

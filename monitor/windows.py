@@ -24,6 +24,7 @@ for callers that have both in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import trunc as _trunc
 from typing import Any
 
 # Per-publisher count vector layout. The invalidation channels (reasons, fast, total) count
@@ -67,11 +68,9 @@ class WindowAcc:
 
     def platform(self) -> list[int]:
         """Sum of the per-publisher vectors."""
-        tot = [0] * SLOTS
-        for v in self.pubs.values():
-            for i in range(SLOTS):
-                tot[i] += v[i]
-        return tot
+        if not self.pubs:
+            return [0] * SLOTS
+        return [sum(column) for column in zip(*self.pubs.values(), strict=True)]
 
 
 HELD = -1  # ClockGuard.offer: the event is held (possibly future)
@@ -134,6 +133,7 @@ class _Src:
     clock: float | None = None
     acc_index: int = -1  # cache: the open window holding this source's clock
     acc: WindowAcc | None = None
+    acc_end: float = float("-inf")  # the end of that window (s)
 
 
 class WindowSet:
@@ -174,6 +174,33 @@ class WindowSet:
         if self.idle:
             self.idle.discard(source)
 
+    def arrive(self, source: int, clock: float | None) -> WindowAcc | None:
+        """A message from ``source``, whose clock is ``clock`` after it: the clock moves
+        (never back), the source is active again, and the open window holding the clock is
+        returned (``stream_window``), or None while the source has no clock yet.
+
+        ``set_clock`` and ``stream_window`` in one call: the per-message path of the monitor.
+        """
+        src = self.sources.get(source)
+        if src is None:
+            src = self.sources[source] = _Src()
+        if self.idle:
+            self.idle.discard(source)
+        if clock is not None and (src.clock is None or clock > src.clock):
+            src.clock = clock
+        elif src.clock is None:
+            return None
+        if src.clock < src.acc_end and src.acc_index > self.closed_through:
+            return src.acc  # the clock is still in the cached window, and it is open
+        index = int(src.clock // self.width)
+        if index <= self.closed_through:
+            index = self.closed_through + 1
+        if index != src.acc_index:  # closed windows never reopen, so the cache stays valid
+            src.acc_index = index
+            src.acc = self._acc(index)
+            src.acc_end = (index + 1) * self.width
+        return src.acc
+
     def set_idle(self, source: int, idle: bool = True) -> None:
         if idle:
             self.idle.add(source)
@@ -212,14 +239,14 @@ class WindowSet:
         ``late``: the caller knows the event is late (its source's watermark had passed
         its window). Returns 'on_time' or 'late'.
         """
-        index = int(ts // self.width)
+        index = _trunc(ts // self.width)  # int(), at half the cost
         if late or index <= self.closed_through:
             self.late_total += 1
             clock = self.sources[source].clock
             acc = self._acc(max(int(clock // self.width), self.closed_through + 1))  # type: ignore[operator]
             acc.late += 1
             return "late"
-        acc = self._acc(index)
+        acc = self.open.get(index) or self._acc(index)
         acc.events += 1
         buyer, pub, new_order, reason, fast = contrib
         vec = acc.pubs.get(pub)

@@ -77,7 +77,7 @@ def test_orders_leave_after_retention_and_the_footprint_is_bounded():
     for i in range(5000):
         step(lc, ev(f"e{i}", f"order-{i:08d}", Status.PAID, minutes=i % 60))
     per_order = order_footprint_bytes(lc)
-    assert 60 < per_order < 200, per_order  # documented in monitor/lifecycle.py
+    assert 40 < per_order < 120, per_order  # documented in monitor/lifecycle.py
     assert lc.evict(T0.timestamp() + 86400 + 3600) == 5000
     assert len(lc) == 0 and lc.evicted == 5000
 
@@ -119,3 +119,97 @@ def test_snapshot_travels_through_msgpack():
     lc2 = Lifecycle.restore(snap)
     assert lc2.orders == lc.orders
     assert step(lc2, ev("e3", "o1", Status.CONFIRMED, minutes=3)).duplicate
+
+
+# -- the cap on tracked orders ------------------------------------------------------------
+
+
+def fill(lc, orders, minutes=0, status=Status.PAID, prefix="o"):
+    for i in orders:
+        step(lc, ev(f"{prefix}{i}-{minutes}", f"{prefix}{i}", status, minutes, pub=f"pub-{i % 7}"))
+
+
+def test_over_the_cap_the_least_recently_seen_orders_leave_and_are_counted():
+    lc = Lifecycle(max_orders=640)  # a sweep frees 640 // 64 = 10 slots
+    fill(lc, range(640))
+    fill(lc, range(20), minutes=1, status=Status.CONFIRMED)  # the oldest 20, seen again
+    fill(lc, range(640, 660))  # 20 new orders: two sweeps
+    assert len(lc) <= 640
+    assert lc.evicted == lc.evicted_cap == 660 - len(lc) > 0
+    # the orders seen again had a second chance; the oldest untouched ones left
+    assert all(f"o{i}" in lc.orders for i in range(20))
+    assert all(f"o{i}" in lc.orders for i in range(640, 660))
+    assert "o20" not in lc.orders and "o21" not in lc.orders
+
+
+def test_an_event_of_an_evicted_order_is_a_first_sighting_not_a_violation():
+    lc = Lifecycle(max_orders=64)
+    step(lc, ev("p1", "victim", Status.PAID, minutes=0))
+    step(lc, ev("s1", "victim", Status.SETTLED, minutes=1))
+    step(lc, ev("s2", "victim", Status.SETTLED, minutes=2))  # touched: survives one sweep
+    fill(lc, range(200), minutes=3)
+    assert "victim" not in lc.orders and lc.evicted_cap > 0
+    # a step backwards would be a violation for a tracked order; here it opens the order anew
+    again = step(lc, ev("p2", "victim", Status.PAID, minutes=4))
+    assert again.new_order and again.violation is None and not again.duplicate
+    fill(lc, range(200, 400), minutes=5)
+    assert "victim" not in lc.orders
+    # a redelivery from before the eviction is not recognised; an invalidation counts,
+    # without a time since payment (the payment was forgotten)
+    assert not step(lc, ev("s1", "victim", Status.SETTLED, minutes=1)).duplicate
+    fill(lc, range(400, 600), minutes=6)
+    inv = step(lc, ev("i1", "victim", Status.INVALIDATED, minutes=7, reason=Reason.FRAUD))
+    assert inv.counts_invalidation and inv.since_paid is None and inv.violation is None
+
+
+def test_the_publisher_table_shrinks_with_the_orders_that_hold_it():
+    lc = Lifecycle(max_orders=64, retention_s=3600)
+    for i in range(1000):  # a flood of one-order publishers
+        step(lc, ev(f"e{i}", f"o{i}", Status.PAID, pub=f"junk-{i}"))
+    live = {row[1] for row in lc.snapshot()["orders"]}
+    assert set(lc.publishers.index) == live  # only the publishers of tracked orders stay
+    assert len(lc.publishers.ids) <= 64 + 1  # their indices are reused: the table is bounded
+    tracked = len(lc)
+    assert lc.evict(T0.timestamp() + 7200) == tracked
+    assert len(lc) == 0 and len(lc.publishers) == 0
+
+
+def test_snapshot_keeps_the_cap_state_and_restore_continues_identically():
+    import msgspec
+
+    a = Lifecycle(max_orders=128)
+    fill(a, range(150))
+    fill(a, range(130, 140), minutes=1, status=Status.SETTLED)
+    snap = msgspec.msgpack.decode(msgspec.msgpack.encode(a.snapshot()))
+    b = Lifecycle.restore(snap)
+    assert (b.evicted, b.evicted_cap, b.max_orders) == (a.evicted, a.evicted_cap, 128)
+    for lc in (a, b):
+        fill(lc, range(150, 300), minutes=2)
+    assert b.snapshot() == a.snapshot()  # same orders, same order of eviction
+    # the configured cap wins over the snapshot's; a smaller one evicts at once
+    c = Lifecycle.restore(a.snapshot(), max_orders=64)
+    assert len(c) <= 64 and c.evicted_cap > a.evicted_cap
+
+
+def test_snapshots_from_before_the_cap_restore():
+    lc = Lifecycle()
+    step(lc, ev("e1", "o1", Status.PAID))
+    snap = lc.snapshot()
+    del snap["max_orders"], snap["evicted_cap"]
+    snap["orders"] = [row[:7] for row in snap["orders"]]  # no ``recent`` flag
+    old = Lifecycle.restore(snap)
+    assert old.evicted_cap == 0 and old.max_orders == Lifecycle().max_orders
+    assert step(old, ev("e1", "o1", Status.PAID)).duplicate
+
+
+def test_the_cap_is_configured_in_the_monitor_section():
+    import pytest
+
+    from monitor.config import ConfigError, load_params
+    from monitor.pipeline import Monitor
+
+    params = load_params(env={"ORDERMON_MONITOR_MAX_TRACKED_ORDERS": "1000"})
+    assert Monitor(params).lifecycle.max_orders == 1000
+    assert Monitor().lifecycle.max_orders == 5_000_000
+    with pytest.raises(ConfigError, match="max_tracked_orders"):
+        load_params(env={"ORDERMON_MONITOR_MAX_TRACKED_ORDERS": "0"})
