@@ -192,14 +192,7 @@ class WindowSet:
             return None
         if src.clock < src.acc_end and src.acc_index > self.closed_through:
             return src.acc  # the clock is still in the cached window, and it is open
-        index = int(src.clock // self.width)
-        if index <= self.closed_through:
-            index = self.closed_through + 1
-        if index != src.acc_index:  # closed windows never reopen, so the cache stays valid
-            src.acc_index = index
-            src.acc = self._acc(index)
-            src.acc_end = (index + 1) * self.width
-        return src.acc
+        return self._clock_window(src)
 
     def set_idle(self, source: int, idle: bool = True) -> None:
         if idle:
@@ -212,13 +205,20 @@ class WindowSet:
         src = self.sources.get(source)
         if src is None or src.clock is None:
             return None
-        index = int(src.clock // self.width)
+        return self._clock_window(src)
+
+    def _clock_window(self, src: _Src) -> WindowAcc:
+        """The open window of the source's clock (the first open one if that has closed),
+        cached on the source: closed windows never reopen, so the cache stays valid."""
+        index = int(src.clock // self.width)  # type: ignore[operator]
         if index <= self.closed_through:
             index = self.closed_through + 1
-        if index != src.acc_index:  # closed windows never reopen, so the cache stays valid
+        acc = src.acc
+        if index != src.acc_index or acc is None:
             src.acc_index = index
-            src.acc = self._acc(index)
-        return src.acc
+            acc = src.acc = self._acc(index)
+            src.acc_end = (index + 1) * self.width
+        return acc
 
     def _acc(self, index: int) -> WindowAcc:
         acc = self.open.get(index)

@@ -122,6 +122,7 @@ class StreamApp:
                         s.partials_topic: self.detection}  # fmt: skip
         self.live = LiveSignals(self, StallDetector(s.stall_min_s, s.stall_factor))
         self.last_flush: dict[int, float] = {}
+        self.unready_reason: str | None = None  # set by streams.supervise.BrokerWatch
         self.idle_sent: set[int] = set()
         self.assigned_at = time.monotonic()
         self.delivered: set[tuple[str, str]] = set()
@@ -372,7 +373,7 @@ class StreamApp:
             return consumer
 
         create.ordermon_patched = True  # type: ignore[attr-defined]
-        cls._create_worker_consumer = create  # type: ignore[method-assign]
+        cls._create_worker_consumer = create  # type: ignore[method-assign,assignment]
 
     def _patch_recovery(self) -> None:
         from streams.highwater import patch_app

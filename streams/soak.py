@@ -89,7 +89,7 @@ def slope(points: list[tuple[float, float]]) -> float | None:
 
 def log_errors(path: Path) -> list[str]:
     """ERROR lines of a worker log: structlog JSON with level error, faust's [ERROR]."""
-    out = []
+    out: list[str] = []
     try:
         text = path.read_text(errors="replace")
     except OSError:

@@ -23,6 +23,7 @@ from streams.produce import produce_file
 from streams.reference import run_partitioned
 from streams.topics import ensure_topics
 from tests.integration.conftest import consume_all
+from tests.integration.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.slow
 STREAM_TIMEOUT = 150.0
@@ -179,73 +180,28 @@ async def test_two_workers_emit_the_same_alerts_as_one(
     assert codes == (0, 0)
 
 
-class _Receiver:
-    """A real local webhook endpoint (stdlib server on a thread) recording alert records."""
-
-    def __init__(self) -> None:
-        import http.server
-        import json
-        import threading
-
-        self.records: list[dict] = []
-        self.cond = threading.Condition()
-        rec = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with rec.cond:
-                    rec.records.append(json.loads(body))
-                    rec.cond.notify_all()
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def firing(self) -> set[str]:
-        return {r["alert_id"] for r in self.records if r.get("status") == "firing"}
-
-    def wait_for_firing(self, ids: set[str], timeout: float) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: ids <= self.firing(), timeout)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 async def test_live_worker_delivers_alerts_through_the_configured_webhook(
     broker, sim, replay_expected, tmp_path
 ):
     want, closed_through = replay_expected
     firing = {k[0] for k in want if k[1] == "firing"}
-    receiver = _Receiver()
+    receiver = WebhookSink()
     try:
         cfg, names = _setup(broker, tmp_path, partitions=1)
         with open(cfg, "a") as fh:  # [alerts]: one webhook receiver, no group wait
-            fh.write(
-                f'\n[alerts]\noutbox = "{tmp_path / "outbox.sqlite"}"\n'
-                f'[[alerts.receivers]]\nname = "hook"\ntype = "webhook"\nurl = "{receiver.url}"\n'
-                '[alerts.route]\nreceiver = "hook"\ngroup_by = ["alert_id"]\n'
-                'group_wait = "0s"\ngroup_interval = "1s"\n'
-            )
+            fh.write(receiver.config(str(tmp_path / "outbox.sqlite")))
         await _produce(broker, sim["path"], names["input_topic"], 1)
         w = WorkerProc(broker.url, cfg, tmp_path).start()
         try:
             w.wait_for(detection_done(closed_through), STREAM_TIMEOUT, "the last window")
-            every = receiver.wait_for_firing(firing, 60)
-            assert every, f"not delivered: {sorted(firing - receiver.firing())}\n" + w.log_tail()
+            every = receiver.wait_for({(a, "firing") for a in firing}, 60)
+            got = {a for a, st in receiver.processed() if st == "firing"}
+            assert every, f"not delivered: {sorted(firing - got)}\n" + w.log_tail()
         finally:
             code = w.terminate()
         assert code == 0, w.log_tail()
     finally:
         receiver.close()
-    assert receiver.firing() == firing  # every alert the stream raised, and only those
-    keys = [(r["alert_id"], r["status"]) for r in receiver.records]
-    assert len(keys) == len(set(keys)), "a (alert_id, status) was delivered twice"
+    # every alert the stream raised, and only those, each (alert_id, status) in one request
+    assert {a for a, st in receiver.processed() if st == "firing"} == firing
+    assert receiver.raw_repeats() == 0 and max(receiver.processed().values()) == 1
