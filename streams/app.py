@@ -175,31 +175,31 @@ class StreamApp:
             runner.done(p, event, now)
 
     async def _windowing_agent(self, stream: Any) -> None:
-        runner = self.windowing
-        observe = self.metrics.latency["windowing"].observe
-        async for event in stream.noack().events():
-            msg = event.message
-            task = runner.task(msg.partition)
-            t0 = time.monotonic()
-            task.apply(_dec.decode(event.value), msg.offset)
+        def after(q: int, task: WindowTask, _: Any) -> None:
             if task.windowing.out:
-                self._send_partials(msg.partition, task)
-            now = time.monotonic()
-            observe(now - t0)
-            runner.done(msg.partition, event, now)
+                self._send_partials(q, task)
+
+        await self._stage_loop(stream, self.windowing, "windowing", after)
 
     async def _detection_agent(self, stream: Any) -> None:
-        runner = self.detection
-        observe = self.metrics.latency["detection"].observe
-        async for event in stream.noack().events():
-            msg = event.message
-            task = runner.task(msg.partition)
-            t0 = time.monotonic()
-            closed = task.apply(_dec.decode(event.value), msg.offset)
+        def after(q: int, task: DetectTask, closed: Any) -> None:
             if closed:
                 self.live.windows_closed(task.detection.watermark)
             if task.detection.alerts:
-                self._send_alerts(msg.partition, task)
+                self._send_alerts(q, task)
+
+        await self._stage_loop(stream, self.detection, "detection", after)
+
+    async def _stage_loop(self, stream: Any, runner: PartitionRunner, stage: str,
+                          after: Callable[[int, Any, Any], None]) -> None:  # fmt: skip
+        """An internal stage's agent: decode the record, apply it to its partition's
+        task, send what it produced (``after``), time it, hand it to the runner."""
+        observe = self.metrics.latency[stage].observe
+        async for event in stream.noack().events():
+            msg = event.message
+            task = runner.task(msg.partition)
+            t0 = time.monotonic()
+            after(msg.partition, task, task.apply(_dec.decode(event.value), msg.offset))
             now = time.monotonic()
             observe(now - t0)
             runner.done(msg.partition, event, now)
