@@ -14,6 +14,7 @@ and acknowledge. No detection logic lives here.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -31,13 +32,17 @@ from streams.broker import bootstrap_of
 from streams.checkpoint import CheckpointStore
 from streams.live import LiveSignals
 from streams.runners import PartitionRunner
+from streams.sendgate import SendGate
 from streams.settings import StreamSettings
+from streams.supervise import FRESH_SINCE_ENV
 from streams.tasks import IDLE, DetectTask, IngestTask, WindowTask
 
 log = structlog.get_logger("ordermon.stream")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 QUIET_CHECKPOINT_S = 1.0  # a partition this quiet is checkpointed (and acknowledged)
+REVOKE_SETTLE_S = 5.0  # revocation waits this long for pending checkpoints to complete
+DRAIN_SETTLE_S = 15.0  # shutdown waits this long for them
 
 
 class StreamApp:
@@ -100,12 +105,19 @@ class StreamApp:
         self.t_partials = raw_topic(s.partials_topic, 1)
         self.t_alerts = raw_topic(s.alerts_topic, 1)
 
+        # every send is tracked: input is acknowledged only behind outputs on the broker
+        self.gate = SendGate(self._send_failed)
+        # set by streams.service to the worker's restart; without it a failed send crashes
+        self.request_restart: Callable[[str, bool], None] | None = None
+
         def table(name: str, n: int) -> CheckpointStore:
             # serializers follow the types: str keys as JSON, bytes values raw
             t = app.Table(name, partitions=n, key_type=str, value_type=bytes)
-            return CheckpointStore(t)
+            store = CheckpointStore(t, not_before=float(os.environ.get(FRESH_SINCE_ENV, 0)))
+            store.on_send = self.gate.track
+            return store
 
-        every = (s.checkpoint_interval_s, s.checkpoint_events)
+        every = (s.checkpoint_interval_s, s.checkpoint_events, self.gate)
         self.ingest = PartitionRunner(
             "ingest", table("ingest-ckpt", P), lambda p: IngestTask(params, p, P),
             self._send_facts, *every,
@@ -124,6 +136,7 @@ class StreamApp:
         self.last_flush: dict[int, float] = {}
         self.unready_reason: str | None = None  # set by streams.supervise.BrokerWatch
         self.idle_sent: set[int] = set()
+        self.assigned_none = False  # the last assignment gave this worker nothing
         self.assigned_at = time.monotonic()
         self.delivered: set[tuple[str, str]] = set()
         self.counts = {"dead_lettered": 0, "alerts_sent": 0, "alerts_printed": 0,
@@ -217,12 +230,16 @@ class StreamApp:
     def _send_facts(self, p: int, task: IngestTask) -> None:
         self.last_flush[p] = time.monotonic()
         for q, record in task.take():
-            self.t_facts.send_soon(value=_enc.encode(record), partition=q)
+            self.gate.track(self.t_facts.send_soon(value=_enc.encode(record), partition=q),
+                            "facts")  # fmt: skip
             self.counts["fact_records"] += 1
 
     def _send_partials(self, q: int, task: WindowTask) -> None:
-        for partial in task.take():
-            self.t_partials.send_soon(value=_enc.encode(partial_to_wire(partial)), partition=0)
+        for seq, partial in task.take_numbered():
+            wire = partial_to_wire(partial)
+            wire["seq"] = seq
+            self.gate.track(self.t_partials.send_soon(value=_enc.encode(wire), partition=0),
+                            "partials")  # fmt: skip
             self.counts["partials_sent"] += 1
 
     def _send_alerts(self, _: int, task: DetectTask) -> None:
@@ -230,8 +247,9 @@ class StreamApp:
             self.send_alert(alert)
 
     def send_alert(self, alert: Alert) -> None:
-        self.t_alerts.send_soon(key=alert.alert_id.encode(), value=encode_alert(alert)[:-1],
-                                partition=0)  # fmt: skip
+        self.gate.track(self.t_alerts.send_soon(key=alert.alert_id.encode(),
+                                                value=encode_alert(alert)[:-1], partition=0),
+                        "alerts")  # fmt: skip
         self.counts["alerts_sent"] += 1
         self.metrics.alert(alert.kind, alert.category, alert.severity, alert.status)
         log.info("alert_emitted", alert_id=alert.alert_id, kind=alert.kind, status=alert.status,
@@ -247,7 +265,8 @@ class StreamApp:
             ("ordermon-source-partition", str(msg.partition).encode()),
             ("ordermon-source-offset", str(msg.offset).encode()),
         ]
-        self.t_dlq.send_soon(key=msg.key, value=raw, partition=msg.partition, headers=headers)
+        self.gate.track(self.t_dlq.send_soon(key=msg.key, value=raw, partition=msg.partition,
+                                             headers=headers), "dead letters")  # fmt: skip
         self.counts["dead_lettered"] += 1
         log.debug("message_dead_lettered", topic=msg.topic, partition=msg.partition,
                   offset=msg.offset, code=rej.code.value, field=rej.field)  # fmt: skip
@@ -310,7 +329,8 @@ class StreamApp:
             if task is not None and task.buf:
                 self._send_facts(p, task)
             for q in range(self.P):
-                self.t_facts.send_soon(value=_enc.encode([p, IDLE, True]), partition=q)
+                self.gate.track(self.t_facts.send_soon(value=_enc.encode([p, IDLE, True]),
+                                                       partition=q), "facts")  # fmt: skip
             self.idle_sent.add(p)
             log.info("input_partition_idle", partition=p)
 
@@ -327,6 +347,11 @@ class StreamApp:
 
     # -- rebalancing --------------------------------------------------------------------
     async def _on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
+        self.assigned_none = False  # rebalancing
+        # checkpoints taken before the revocation are written and acknowledged first
+        if not await self.gate.settled(REVOKE_SETTLE_S):
+            log.warning("checkpoints_unsettled_at_revocation", waiting=self.gate.pending(),
+                        failed=self.gate.failed)  # fmt: skip
         by_topic: dict[str, set[int]] = {}
         for tp in revoked:
             by_topic.setdefault(tp.topic, set()).add(tp.partition)
@@ -337,6 +362,11 @@ class StreamApp:
         self.idle_sent -= by_topic.get(self.s.input_topic, set())
 
     async def _on_assigned(self, app: Any, assigned: Any, **_: Any) -> None:
+        # an empty assignment is a settled group with more members than partitions: this
+        # worker is an idle standby, ready (and not stuck: see streams.supervise)
+        self.assigned_none = not assigned
+        if self.assigned_none:
+            log.info("no_partitions_assigned", reason="more workers than partitions")
         self.assigned_at = time.monotonic()
         self.idle_sent.clear()
 
@@ -348,8 +378,22 @@ class StreamApp:
         for runner in (self.ingest, self.windowing, self.detection):
             runner.checkpoint_all()
         await self.app.producer.flush()
+        if not await self.gate.settled(DRAIN_SETTLE_S):
+            log.error("drain_unsettled", waiting=self.gate.pending(), failed=self.gate.failed)
         await self.app.consumer.commit()
         log.info("drained", **self.counts)
+
+    def _send_failed(self, what: str, exc: BaseException) -> None:
+        """A record did not reach the broker: acknowledge nothing more (``SendGate``) and
+        restart, so the input behind it is read again from the last committed offset."""
+        error = f"{type(exc).__name__}: {exc}"
+        self.unready_reason = f"a {what} record was not sent ({error}); restarting"
+        log.error("output_send_failed", output=what, error=error,
+                  unacknowledged={r.stage: r.unacked() for r in self.runners.values()})  # fmt: skip
+        if self.request_restart is not None:
+            self.request_restart(f"{what} send failed: {error}", False)
+        else:
+            asyncio.ensure_future(self.app.crash(exc))
 
     # -- embedded broker ----------------------------------------------------------------
     def _patch_fetch_wait(self) -> None:

@@ -22,13 +22,15 @@ shutdown. faust's RocksDB store finds the partition's database through the *curr
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import msgspec
+import structlog
 
 CHUNK = 512 * 1024
 
@@ -43,22 +45,40 @@ class CheckpointError(RuntimeError):
 class CheckpointStore:
     """Save/load snapshots of partition-keyed stage state in ``table``."""
 
-    def __init__(self, table: Any, chunk: int = CHUNK) -> None:
+    def __init__(self, table: Any, chunk: int = CHUNK, not_before: float = 0.0) -> None:
         self.table = table
+        # checkpoints written before this wall-clock time are ignored: after the broker
+        # lost data, a checkpoint written by the process that noticed it too late
+        # describes logs that no longer exist (``streams.supervise``)
+        self.not_before = not_before
+        self.ignored: list[dict[str, Any]] = []
         self.chunk = chunk
         self.gens: dict[int, int] = {}
         self.saved_bytes = 0
         self.saves = 0
         self.sizes: dict[int, int] = {}  # partition -> bytes of its current checkpoint
+        # called with each changelog write's future (``streams.sendgate.SendGate.track``)
+        self.on_send: Callable[[Any, str], Any] | None = None
 
     def _write(self, part: int, key: str, value: bytes) -> None:
         with _as_partition(part):
             self.table.data[key] = value
-        self.table.send_changelog(part, key, value)
+        fut = self.table.send_changelog(part, key, value)
+        if self.on_send is not None:
+            self.on_send(fut, "checkpoint")
+
+    @staticmethod
+    def pack(snap: dict[str, Any]) -> bytes:
+        """A snapshot's stored form: taken at once, so that state changing afterwards
+        cannot leak into a checkpoint written later (``write``)."""
+        return zlib.compress(_enc.encode(snap), 1)
 
     def save(self, part: int, snap: dict[str, Any]) -> int:
         """Write ``snap`` for partition ``part``; returns its stored size in bytes."""
-        payload = zlib.compress(_enc.encode(snap), 1)
+        return self.write(part, self.pack(snap))
+
+    def write(self, part: int, payload: bytes) -> int:
+        """Write a ``pack``-ed snapshot for partition ``part``; returns its size."""
         gen = self.gens.get(part)
         if gen is None:
             gen = self._header(part).get("gen", 0)
@@ -68,7 +88,7 @@ class CheckpointStore:
         for i in range(n):
             self._write(part, f"{part}/{slot}/{i}", payload[i * self.chunk : (i + 1) * self.chunk])
         header = {"gen": gen, "slot": slot, "chunks": n, "bytes": len(payload),
-                  "crc": zlib.crc32(payload)}  # fmt: skip
+                  "crc": zlib.crc32(payload), "at": time.time()}  # fmt: skip
         self._write(part, str(part), _enc.encode(header))
         self.gens[part] = gen
         self.saved_bytes += len(payload)
@@ -88,6 +108,13 @@ class CheckpointStore:
         """The last complete snapshot of ``part``, or None if there is none."""
         h = self._header(part)
         if not h:
+            return None
+        if self.not_before and h.get("at", 0.0) < self.not_before:
+            self.gens[part] = h["gen"]  # numbering goes on above it
+            self.ignored.append({"partition": part, "gen": h["gen"], "at": h.get("at")})
+            structlog.get_logger("ordermon.stream").warning(
+                "checkpoint_ignored", partition=part, gen=h["gen"], written_at=h.get("at"),
+                reason="written before the restart with fresh state")  # fmt: skip
             return None
         chunks = []
         for i in range(h["chunks"]):

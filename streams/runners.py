@@ -8,9 +8,10 @@ The exactness protocol (see ``streams/README.md``):
    *unacknowledged*: faust commits only acknowledged offsets;
 3. at a checkpoint (every ``every_s`` seconds or ``every_events`` messages, spaced out
    when checkpoints get slow, when the partition goes quiet, and at shutdown) the task's
-   outputs are sent, its snapshot is written to the table, and only then are the kept
-   messages acknowledged. faust's commit flushes the producer (outputs and changelog)
-   before it commits the offsets;
+   outputs are sent and its snapshot packed; the snapshot is written to the table once
+   the outputs are on the broker, and the kept messages are acknowledged once the
+   snapshot is (``streams.sendgate``: faust's commit flushes the producer but ignores a
+   failed send, which would lose the output behind a committed offset);
 4. when partitions are revoked, their tasks and kept messages are dropped unacknowledged:
    the next owner restores the checkpoint and re-reads from the committed offset, which is
    never past the checkpoint.
@@ -25,6 +26,7 @@ from typing import Any
 import structlog
 
 from streams.checkpoint import CheckpointStore
+from streams.sendgate import SendGate
 
 log = structlog.get_logger("ordermon.stream")
 # A checkpoint snapshots the partition's whole state on the event loop: when that gets
@@ -44,8 +46,11 @@ class PartitionRunner:
         flush: Callable[[int, Any], None],
         every_s: float,
         every_events: int,
+        gate: SendGate | None = None,
     ) -> None:
         self.stage = stage
+        self.gate = gate or SendGate()
+        self.in_gate = 0  # messages checkpointed, waiting for the gate to acknowledge them
         self.store = store
         self.make_task = make_task
         self.flush = flush  # send a task's buffered outputs
@@ -94,17 +99,37 @@ class PartitionRunner:
             self.checkpoint(part, now)
 
     def checkpoint(self, part: int, now: float | None = None) -> None:
+        """Send the task's outputs and pack its snapshot now; write the snapshot once the
+        outputs are on the broker, and acknowledge the messages it covers once the
+        snapshot is (``SendGate``). A task revoked meanwhile writes and acknowledges
+        nothing: its next owner replays from the committed offset."""
         task = self.tasks.get(part)
         if task is None:
             return
         t0 = time.monotonic()
         self.flush(part, task)
-        self.store.save(part, task.snapshot())
-        self.cost[part] = time.monotonic() - t0
-        held = self.held[part]
-        for event in held:
-            event.ack()
-        held.clear()
+        payload = self.store.pack(task.snapshot())
+        packed_s = time.monotonic() - t0
+        held, self.held[part] = self.held[part], []
+        self.in_gate += len(held)
+        gate = self.gate
+
+        def ack() -> None:
+            self.in_gate -= len(held)
+            if self.tasks.get(part) is task:
+                for event in held:
+                    event.ack()
+
+        def write() -> None:
+            if self.tasks.get(part) is not task:
+                self.in_gate -= len(held)
+                return
+            t1 = time.monotonic()
+            self.store.write(part, payload)
+            self.cost[part] = packed_s + time.monotonic() - t1
+            gate.after(ack)
+
+        gate.after(write)
         self.last_ckpt[part] = time.monotonic() if now is None else now
 
     def checkpoint_quiet(self, now: float, quiet_s: float) -> None:
@@ -128,4 +153,6 @@ class PartitionRunner:
             self.store.forget(part)
 
     def unacked(self) -> int:
-        return sum(len(h) for h in self.held.values())
+        """Messages not acknowledged yet: held for the next checkpoint, or checkpointed
+        and waiting for their outputs and snapshot to reach the broker."""
+        return sum(len(h) for h in self.held.values()) + self.in_gate

@@ -38,6 +38,7 @@ from streams.logs import REDACTOR, alert_secrets, install_stdlib_redaction, proc
 from streams.settings import StreamSettings
 from streams.supervise import (
     EX_RESTART,
+    FRESH_SINCE_ENV,
     RESTART_REASON_ENV,
     RESTARTS_ENV,
     BrokerWatch,
@@ -190,8 +191,10 @@ def run_service(
     worker = _worker_class()(sa, loglevel=s.log_level, redirect_stdouts=False, quiet=True)
     worker.spinner = None  # stdout carries alerts only (the spinner writes cursor codes)
     sa.unready_reason = None  # BrokerWatch's; /readyz answers 503 with it
+    sa.request_restart = worker.request_restart  # a failed send restarts the worker
     stuck_s = max(60.0, 6 * s.broker_session_timeout)
-    watch = BrokerWatch(sa, worker.request_restart, stuck_after_s=stuck_s)
+    watch = BrokerWatch(sa, worker.request_restart, stuck_after_s=stuck_s,
+                        outage_restart_s=s.outage_restart_s)  # fmt: skip
     sa.app.timer(1.0, name="ordermon-broker-watch")(watch.tick)
     t0 = time.monotonic()
     code = 0
@@ -214,6 +217,8 @@ def _restart(s: StreamSettings, reason: str, fresh: bool, ran_s: float, notify: 
     if notify is not None:
         with contextlib.suppress(Exception):
             notify.store.close()
+    if fresh:  # checkpoints written until now describe logs the broker lost
+        os.environ[FRESH_SINCE_ENV] = repr(time.time())
     if fresh and s.store.startswith("rocksdb"):
         moved = set_aside(s.datadir)
         if moved:

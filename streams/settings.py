@@ -40,6 +40,9 @@ class StreamSettings:
     stall_min_s: float = 300.0  # stream_stall: never before this much silence ...
     stall_factor: float = 10.0  # ... nor before this many median inter-arrival gaps
     connect_retry_max_s: float = 30.0  # back-off cap while the broker is unreachable
+    # a running worker that cannot reach any broker for this long restarts and waits for it
+    # without writing (a broker may come back without its data); 0 rides outages out
+    outage_restart_s: float = 10.0
     fetch_max_wait_ms: int = 200  # longest a fetch waits for data (faust fixes 1500)
     # consumer group timing: a dead member is noticed after the session timeout, and a
     # group join waits about half of it (Tansu), so restarts take at least ~1.5x this

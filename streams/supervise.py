@@ -18,6 +18,13 @@
   (aio-libs/aiokafka#1154). A worker that stays not-ready for ``stuck_after_s`` while the
   broker answers (table recovery excepted: it may legitimately take long) logs
   ``worker_stuck`` and asks for a restart that keeps its state.
+  A broker unreachable for ``outage_restart_s`` also ends the process in a restart that
+  keeps its state (``broker_outage_restart``): the new process waits for the broker with
+  the stand-in status server and writes nothing until it has checked the logs. Riding the
+  outage out in place, faust's clients would reconnect to a broker that came back empty
+  and write records and checkpoints derived from logs it no longer has (and a
+  memory-storage Tansu re-creates topics named in a Metadata request, with offsets that
+  go wrong: produce then fails with ``UnknownError``).
 - ``restart_self``: the supervised restart of ``ordermon run``: back-off (status server up,
   SIGTERM ends it), then ``exec`` of the same command line. A fresh process image: no faust
   or aiokafka state survives, the pid stays (so does the container). The outbox (SQLite)
@@ -48,6 +55,7 @@ log = structlog.get_logger("ordermon.stream")
 
 RESTARTS_ENV = "ORDERMON_RESTARTS"  # restarts so far, carried across exec
 RESTART_REASON_ENV = "ORDERMON_RESTART_REASON"
+FRESH_SINCE_ENV = "ORDERMON_FRESH_SINCE"  # wall time of the last restart with fresh state
 EX_RESTART = 75  # EX_TEMPFAIL: "restart me" to a supervisor that is not ``ordermon run``
 
 
@@ -148,8 +156,10 @@ class BrokerWatch:
     LOG_MAX_S = 30.0
 
     def __init__(self, stream_app: Any, on_restart: Callable[[str, bool], None],
-                 probe_timeout: float = 1.0, stuck_after_s: float = 60.0) -> None:  # fmt: skip
+                 probe_timeout: float = 1.0, stuck_after_s: float = 60.0,
+                 outage_restart_s: float = 0.0) -> None:  # fmt: skip
         self.sa = stream_app
+        self.outage_restart_s = outage_restart_s  # 0: ride out outages in place
         self.on_restart = on_restart  # (reason, fresh state?)
         self.stuck_after_s = stuck_after_s
         self.unready_since: float | None = None
@@ -207,6 +217,17 @@ class BrokerWatch:
             self.failures += 1
             if self.failures >= 2:  # one slow answer on a loaded machine is not an outage
                 self.sa.unready_reason = f"broker unreachable: {err}"
+            down_s = now - self.down_since
+            if 0 < self.outage_restart_s <= down_s and self.lost is None:
+                # the broker may come back empty (a memory-storage broker, a re-created
+                # cluster): clients of this process would then write records and
+                # checkpoints derived from logs it no longer has before the loss is
+                # noticed. A fresh process waits for the broker without writing anything
+                self.lost = f"broker unreachable for {down_s:.0f}s"
+                self.sa.unready_reason = f"{self.lost}; restarting"
+                log.error("broker_outage_restart", down_s=round(down_s, 1), error=err)
+                self.on_restart(self.lost, False)
+                return
             if now >= self.next_log:
                 log.warning("broker_unreachable", broker=self.sa.s.broker, attempt=self.failures,
                             down_s=round(now - self.down_since, 1),

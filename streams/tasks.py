@@ -11,10 +11,15 @@ them without a broker:
   Facts are a deterministic function of the input and the state, so a partition replayed
   after a crash re-emits the same facts under the same numbers.
 - ``WindowTask`` (one per facts partition): applies each source's facts in sequence order
-  and skips numbers it has applied (``applied``): re-emitted facts are no-ops.
+  and skips numbers it has applied (``applied``): re-emitted facts are no-ops. A record
+  whose first number lies *beyond* the next expected one is refused (``gaps``): the
+  numbers between were in a send that failed, and the failed worker's replay brings them
+  again, in order. Partials are numbered per windowing partition likewise (``sent``).
 - ``DetectTask`` (the one partials partition): ``Detection.add`` ignores a partial for a
-  (window, partition) it has seen. Alerts it re-emits after a crash are identical records
-  (same ``alert_id``): the delivery side de-duplicates by ``(alert_id, status)``.
+  (window, partition) it has seen; a partial numbered beyond the next expected one is
+  refused until the replay brings the missing ones. Alerts it re-emits after a crash are
+  identical records (same ``alert_id``): the delivery side de-duplicates by
+  ``(alert_id, status)``.
 
 A checkpoint is taken only with no facts buffered (``IngestTask.take`` first), so the state
 and the sequence numbers it records always agree.
@@ -24,12 +29,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from aiokafka.partitioner import murmur2
 
 from monitor.model import Alert, Rejection
 from monitor.pipeline import Detection, MonitorParams, partial_from_wire, partial_to_wire
 from monitor.stages import TICK, Ingest, Partial, Windowing, fact_publisher
 
+log = structlog.get_logger("ordermon.stream")
 IDLE = -1  # first_seq of an out-of-band record: [src, IDLE, idle: bool]
 ROUTE_MEMO = 100_000  # publisher -> facts partition memo; cleared when full (bounded memory)
 
@@ -121,7 +128,8 @@ class WindowTask:
         self.applied: dict[int, int] = {}  # source -> last applied sequence number
         self.offset = -1  # the last facts-topic offset this state includes
         self.redelivered = 0
-        self.gaps = 0
+        self.gaps = 0  # facts records refused: numbers before them never arrived
+        self.sent = 0  # partials numbered so far (the detection side skips repeats, sees gaps)
 
     def apply(self, record: list[Any], offset: int = -1) -> None:
         """One facts record: ``[src, first_seq, facts]`` or ``[src, IDLE, idle]``."""
@@ -137,9 +145,14 @@ class WindowTask:
         if start >= len(facts):
             self.redelivered += len(facts)
             return
-        if start < 0:  # numbers missing: cannot happen on one ordered partition
-            self.gaps += -start
-            start = 0
+        if start < 0:
+            # numbers missing: a send failed while later ones succeeded. Applying this
+            # record would make the missing facts look like repeats when the failed
+            # worker replays them, so it is refused; the replay brings it again in order
+            self.gaps += 1
+            log.error("facts_gap_refused", source=src, expected=last + 1, got=first,
+                      offset=offset)  # fmt: skip
+            return
         self.redelivered += start
         apply = self.windowing.apply
         for f in facts[start:] if start else facts:
@@ -150,6 +163,13 @@ class WindowTask:
         out, self.windowing.out = self.windowing.out, []
         return out
 
+    def take_numbered(self) -> list[tuple[int, Partial]]:
+        """The partials with their numbers: a deterministic function of the facts and
+        the state, so a replay after a crash sends the same partial under the same number."""
+        out = [(self.sent + i, p) for i, p in enumerate(self.take())]
+        self.sent += len(out)
+        return out
+
     def snapshot(self) -> dict[str, Any]:
         if self.windowing.out:
             raise RuntimeError("take() the partials before a checkpoint")
@@ -157,12 +177,14 @@ class WindowTask:
             "windowing": self.windowing.snapshot(),
             "applied": [[k, v] for k, v in self.applied.items()],
             "offset": self.offset,
+            "sent": self.sent,
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.windowing.restore(snap["windowing"])
         self.applied = {k: v for k, v in snap["applied"]}
         self.offset = snap["offset"]
+        self.sent = snap.get("sent", 0)
 
 
 class DetectTask:
@@ -172,21 +194,36 @@ class DetectTask:
         self.params = params
         self.detection = Detection(params, parts)
         self.offset = -1
+        self.next_seq: dict[int, int] = {}  # windowing partition -> next partial number
+        self.gaps = 0  # partials refused: numbers before them never arrived
 
     def apply(self, wire: dict[str, Any], offset: int = -1) -> list[tuple[int, float]]:
         if offset >= 0:
             self.offset = max(self.offset, offset)
+        seq = wire.pop("seq", None)
+        if seq is not None:
+            part = wire["part"]
+            expected = self.next_seq.get(part, 0)
+            if seq > expected:  # see WindowTask.apply: refused until the replay
+                self.gaps += 1
+                log.error("partials_gap_refused", part=part, expected=expected, got=seq,
+                          offset=offset)  # fmt: skip
+                return []
+            if seq == expected:  # (a lower number is a replay: Detection.add skips it)
+                self.next_seq[part] = seq + 1
         return self.detection.add(partial_from_wire(wire, self.params.window_s))
 
     def take(self) -> list[Alert]:
         return self.detection.take_alerts()
 
     def snapshot(self) -> dict[str, Any]:
-        return {"detection": self.detection.snapshot(), "offset": self.offset}
+        return {"detection": self.detection.snapshot(), "offset": self.offset,
+                "next_seq": [[k, v] for k, v in self.next_seq.items()]}  # fmt: skip
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.detection.restore(snap["detection"])
         self.offset = snap["offset"]
+        self.next_seq = {k: v for k, v in snap.get("next_seq", [])}
 
 
 __all__ = ["IDLE", "DetectTask", "IngestTask", "WindowTask", "partial_to_wire", "partition_for"]

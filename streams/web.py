@@ -25,6 +25,8 @@ def readiness(sa: Any) -> tuple[bool, str]:
     except Exception:
         return False, "consumer not started"
     if not assigned:
+        if getattr(sa, "assigned_none", False):  # the group settled, with nothing for us
+            return True, "idle: no partitions assigned (more workers than partitions)"
         return False, "no partitions assigned (joining the group or rebalancing)"
     if getattr(app, "in_recovery", False) or not app.tables.recovery.completed.is_set():
         return False, "recovering table state"

@@ -137,8 +137,8 @@ async def test_broker_restart_mid_run_recovers_and_notifies_nothing_twice(lines,
     broker = EmbeddedBroker(port=free_port(), log_path=tmp_path / "broker.log").start()
     sink = WebhookSink()
     cfg = write_config(tmp_path / "ordermon.toml", partitions=PARTITIONS, store="memory://",
-                       checkpoint_interval_s=2.0, idle_after_s=3.0, **FAST_GROUP,
-                       **names)  # fmt: skip
+                       checkpoint_interval_s=2.0, idle_after_s=3.0, outage_restart_s=3.0,
+                       **FAST_GROUP, **names)  # fmt: skip
     with open(cfg, "a") as fh:
         fh.write(sink.config(str(tmp_path / "outbox.sqlite")))
     w = WorkerProc(broker.url, cfg, tmp_path)
@@ -155,6 +155,11 @@ async def test_broker_restart_mid_run_recovers_and_notifies_nothing_twice(lines,
         poll(not_ready_because(w, "broker unreachable"), 15, "/readyz 503 (broker down)", w)
         unready_s = time.monotonic() - t_down
         poll(lambda: events(w, "broker_unreachable"), 15, "broker_unreachable logged", w)
+        # down for outage_restart_s: the worker restarts and waits for the broker in a new
+        # process, whose clients never talked to the old broker
+        poll(lambda: events(w, "broker_outage_restart"), 15, "the outage restart", w)
+        poll(lambda: (st := w.status()) is not None and st.get("phase") == "connecting", 30,
+             "the restarted worker waiting for the broker", w)  # fmt: skip
 
         t_up = time.monotonic()
         broker.start()  # same port, empty: the producers start over at once (before the
@@ -179,24 +184,26 @@ async def test_broker_restart_mid_run_recovers_and_notifies_nothing_twice(lines,
     processed = sink.processed()
     twice = {k: n for k, n in processed.items() if n != 1}
     assert not twice, f"notified more than once: {twice}"
-    lost_sends = "UnknownError" in w.log_path.read_text(errors="replace")
-    if not complete or lost_sends:
-        # Seen in two of four clean-clone runs: sends of the restarted worker in its first
-        # seconds (facts to a just re-created topic) failed with UnknownError from the fresh
-        # broker; faust only logs a failed send, so those facts, and the alerts they would
-        # have raised, were lost. A failed output send must stop the worker before its
-        # input is acknowledged (open in issue 7); until then this outcome is reported.
-        pytest.xfail(f"known defect: output sends lost on the fresh broker (UnknownError); "
-                     f"{len(b_items - set(processed))} expected alert records missing, "
-                     f"{len(set(processed) - a_items - b_items)} unexpected")  # fmt: skip
+    # The fresh broker sometimes fails the restarted worker's first sends (UnknownError on
+    # a just re-created topic). Such a send must not be lost behind a committed offset:
+    # the worker acknowledges nothing more and restarts again (streams.sendgate)
+    send_failures = events(w, "output_send_failed")
+    if "UnknownError" in w.log_path.read_text(errors="replace"):
+        assert send_failures, "a send failed with UnknownError and the worker carried on"
+    assert complete, (f"not delivered: {b_items - set(processed)}; "
+                      f"send failures: {send_failures}")  # fmt: skip
     lost = events(w, "broker_lost_data")
-    assert len(lost) == 1, lost  # noticed once, and the fresh worker found nothing amiss
+    # the restarted process held no state (memory store: its tables came from the empty
+    # broker), so it had nothing to find lost; at most one fresh restart either way
+    assert len(lost) <= 1, lost
     # after the restart: exactly the alerts of the new events from a fresh state
     got = {(a.alert_id, a.status) for a in (msgspec.json.decode(r.value, type=Alert)
                                             for r in recs)}  # fmt: skip
     assert got == b_items, f"missing {b_items - got}, extra {got - b_items}"
     assert set(processed) == a_items | b_items
-    print(f"\nbroker down: /readyz 503 after {unready_s:.1f}s; broker back: data loss noticed "
-          f"({lost[0]['topic']}) and restarted in {restart_s:.1f}s, ready {ready_s:.1f}s; "
+    print(f"\nbroker down: /readyz 503 after {unready_s:.1f}s, restarted to wait; broker back "
+          f"({len(lost)} lost-data restarts), running {restart_s:.1f}s and ready {ready_s:.1f}s "
+          f"after the broker came back; "
           f"webhook {len(a_items)} items before, {len(b_items)} after "
+          f"({len(send_failures)} failed sends replayed) "
           f"({len(a_items & b_items)} already delivered, not re-sent)")  # fmt: skip

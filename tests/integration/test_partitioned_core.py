@@ -163,3 +163,78 @@ def test_stall_fires_after_implausible_silence_and_resolves_when_events_return()
     s.arrival(601.0)
     resolved = s.check(601.0)
     assert resolved is not None and resolved.status == "resolved"
+
+
+def test_a_lost_facts_send_is_refused_downstream_and_replayed_in_order(lines):
+    """A facts record whose send failed while later ones reached the topic (a gap): the
+    windowing stage refuses what lies beyond the gap; the failed worker restarts from its
+    last checkpoint written before the failure (``SendGate`` writes none after it) and
+    re-emits the lost facts under the same numbers: the alerts are those of a clean run."""
+    P, params = 2, MonitorParams()
+    enc, dec = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder()
+    want, _ = run_partitioned(lines, P, params)
+    parts = split_by_partition(lines, P)
+    facts_log: list[list] = [[] for _ in range(P)]
+    ing = [IngestTask(params, p, P) for p in range(P)]
+    win = [WindowTask(params, q, P) for q in range(P)]
+    det = DetectTask(params, P)
+    win_pos = [0] * P
+    alerts: list = []
+    ckpt: dict[int, tuple[dict, int]] = {}
+    sent, lose_at, failed = 0, 40, False
+
+    def pump() -> None:
+        for q in range(P):
+            while win_pos[q] < len(facts_log[q]):
+                win[q].apply(dec.decode(enc.encode(facts_log[q][win_pos[q]])))
+                win_pos[q] += 1
+                for seq, partial in win[q].take_numbered():
+                    wire = partial_to_wire(partial) | {"seq": seq}
+                    det.apply(dec.decode(enc.encode(wire)))
+                    alerts.extend(det.take())
+
+    def run_ingest(p: int, start: int) -> None:
+        nonlocal sent, failed
+        for lo in range(start, len(parts[p]), 500):
+            for i in range(lo, min(lo + 500, len(parts[p]))):
+                ing[p].process(parts[p][i], i)
+            for q, rec in ing[p].take():
+                sent += 1
+                if sent == lose_at:
+                    failed = True  # this send fails; the ones after it succeed
+                    continue
+                facts_log[q].append(rec)
+            if not failed:  # the gate writes no checkpoint behind a failed send
+                ckpt[p] = (dec.decode(enc.encode(ing[p].snapshot())), lo + 500)
+            pump()
+
+    for p in range(P):
+        run_ingest(p, 0)
+    assert failed and sum(w.gaps for w in win) > 0  # records beyond the gap were refused
+    # the worker restarts: ingest state from its last checkpoint, input replayed from there
+    for p in range(P):
+        ing[p] = IngestTask(params, p, P)
+        start = 0
+        if p in ckpt:
+            ing[p].restore(ckpt[p][0])
+            start = ckpt[p][1]
+        run_ingest(p, start)
+    for p in range(P):
+        for q in range(P):
+            facts_log[q].append([p, IDLE, True])
+    pump()
+    assert {key(a) for a in alerts} == {key(a) for a in want}
+    assert det.gaps == 0 and len(want) >= 5
+
+
+def test_checkpoints_written_before_a_fresh_restart_are_ignored_and_numbering_goes_on():
+    table = FakeTable()
+    old = CheckpointStore(table)
+    old.save(0, {"offset": 500})  # by the process that noticed the data loss too late
+    since = max(msgspec.msgpack.decode(table.data["0"])["at"], 0.0) + 1e-6
+    fresh = CheckpointStore(table, not_before=since)
+    assert fresh.load(0) is None and fresh.ignored[0]["partition"] == 0
+    fresh.save(0, {"offset": 7})  # written after the restart: used
+    assert CheckpointStore(table, not_before=since).load(0) == {"offset": 7}
+    assert msgspec.msgpack.decode(table.data["0"])["gen"] == 2  # the other slot
+    assert CheckpointStore(table).load(0) == {"offset": 7}

@@ -180,6 +180,31 @@ async def test_two_workers_emit_the_same_alerts_as_one(
     assert codes == (0, 0)
 
 
+async def test_a_worker_with_no_partitions_is_an_idle_member_and_ready(broker, tmp_path):
+    """One input partition, two workers: every topic has one partition, so the group gives
+    one worker everything and the other nothing. That worker is a healthy standby: ready,
+    saying why (the stuck-worker watchdog restarts only workers that are not ready)."""
+    cfg, names = _setup(broker, tmp_path, partitions=1)
+    await ensure_topics(broker.bootstrap, {names["input_topic"]: 1})
+    a = WorkerProc(broker.url, cfg, tmp_path, "a").start()
+    b = WorkerProc(broker.url, cfg, tmp_path, "b").start()
+    try:
+
+        def settled(st: dict) -> bool:
+            return st["ready"]
+
+        sa = a.wait_for(settled, 90, "worker a ready")
+        sb = b.wait_for(settled, 90, "worker b ready")
+        # both ready at once only after the group settled: read both again
+        sa, sb = a.wait_for(settled, 30, "a"), b.wait_for(settled, 30, "b")
+    finally:
+        codes = (a.terminate(), b.terminate())
+    busy, idle = (sa, sb) if sa["assigned"] else (sb, sa)
+    assert f"{names['input_topic']}:0" in busy["assigned"], busy["assigned"]
+    assert idle["assigned"] == [] and idle["reason"].startswith("idle"), idle
+    assert codes == (0, 0)
+
+
 async def test_live_worker_delivers_alerts_through_the_configured_webhook(
     broker, sim, replay_expected, tmp_path
 ):

@@ -131,3 +131,23 @@ def test_soak_verdict_judges_the_second_half_slope() -> None:
     ]  # fmt: skip  (3 MB/min)
     judge(growing, max_slope=1.0, max_lag=1000)
     assert not growing.ok and "memory grows 3.00 MB/min" in growing.problems[0]
+
+
+def test_a_long_outage_restarts_the_worker_keeping_its_state_once() -> None:
+    restarts: list[tuple[str, bool]] = []
+    sa = SimpleNamespace(s=SimpleNamespace(broker="kafka://127.0.0.1:1"), unready_reason=None,
+                         runners={}, app=None)  # fmt: skip
+    w = BrokerWatch(sa, lambda r, fresh: restarts.append((r, fresh)), outage_restart_s=5.0)
+    for t in range(5):
+        w.observe("ConnectionRefusedError", float(t))
+    assert restarts == []  # 4 s down: rides it out
+    w.observe("ConnectionRefusedError", 5.0)
+    assert restarts == [("broker unreachable for 5s", False)]
+    assert sa.unready_reason == "broker unreachable for 5s; restarting"
+    w.observe("ConnectionRefusedError", 6.0)
+    assert len(restarts) == 1  # asked once
+    # 0 (the unit default) never restarts for an outage
+    w2, _, r2 = _watch()
+    for t in range(100):
+        w2.observe("ConnectionRefusedError", float(t))
+    assert r2 == []
