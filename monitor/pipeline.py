@@ -271,8 +271,10 @@ class Monitor:
     """The three stages in one process, one partition each (replay, tests, benchmarks).
 
     Facts go from ``Ingest`` straight into ``Windowing.apply``, and each closed window
-    straight into ``Detection``, through the stages' ``emit`` hooks; so ``process(raw,
-    source=0)`` is the ingest stage's own: no list and no wrapper on the per-message path.
+    straight into ``Detection``, through the stages' ``emit`` hooks; a valid event's fields
+    go to ``Windowing.event`` without being packed into a fact (``on_event``). So
+    ``process(raw, source=0)`` is the ingest stage's own: no list, no fact tuple and no
+    wrapper on the per-message path.
     """
 
     def __init__(self, params: MonitorParams | None = None) -> None:
@@ -281,6 +283,7 @@ class Monitor:
         self.windowing = Windowing(p)
         self.detection = Detection(p)
         self.ingest.emit = self.windowing.apply
+        self.ingest.on_event = self.windowing.event
         self.windowing.emit = self._detect
         self.process = self.ingest.process  # one message; returns its rejection, if any
 

@@ -96,6 +96,10 @@ class Ingest:
         # where facts go: into ``out`` for the driver to route; the one-process ``Monitor``
         # sends them straight to its ``Windowing.apply`` instead (no list in between)
         self.emit: Callable[[tuple], None] = self._to_out
+        # where a valid event's fields go: by default an ``EV`` fact to ``emit``; the
+        # one-process ``Monitor`` sets ``Windowing.event`` (the same fields, no tuple)
+        self.on_event: Callable[..., None] = self._event_fact
+        self.periodic = ticks or bool(evict_every_s)  # ``_periodic`` has work to do
         self.accepted = 0
         self.rejected: Counter[str] = Counter()
         self.duplicates = 0
@@ -105,6 +109,19 @@ class Ingest:
 
     def _to_out(self, fact: tuple) -> None:
         self.out.append(fact)
+
+    def _event_fact(
+        self,
+        source: int,
+        clock: float,
+        pub: str,
+        ts: float,
+        contrib: tuple | None,
+        violation: str | None,
+        early: int,
+        late: bool,
+    ) -> None:
+        self.emit((EV, source, clock, pub, ts, contrib, violation, early, late))
 
     def _guard(self, source: int) -> ClockGuard:
         g = self.guards.get(source)
@@ -166,8 +183,8 @@ class Ingest:
         early = self.early_rejects
         if early:
             self.early_rejects = 0
-        self.emit((EV, source, clock, pub, ts, contrib, violation, early, late))
-        if self.ticks or self.evict_every:
+        self.on_event(source, clock, pub, ts, contrib, violation, early, late)
+        if self.periodic:
             self._periodic(source, clock)  # type: ignore[arg-type]
         return None
 
@@ -286,20 +303,8 @@ class Windowing:
         kind = f[0]
         ws = self.set
         if kind == EV:
-            _, src, clock, _pub, ts, contrib, violation, early, late = f
-            acc = ws.arrive(src, clock)
-            if contrib is not None:
-                ws.place(src, ts, contrib, late)
-            if acc is not None:
-                acc.arrivals += 1
-                if early:
-                    acc.rejected += early
-                    acc.arrivals += early
-                if violation is not None:
-                    acc.violations += 1
-                    acc.violations_by_type[violation] = acc.violations_by_type.get(violation, 0) + 1
-            if clock >= self.next_close:
-                self._close(ws.advance())
+            _, src, clock, pub, ts, contrib, violation, early, late = f
+            self.event(src, clock, pub, ts, contrib, violation, early, late)
         elif kind == DUP:
             acc = ws.arrive(f[1], f[2])
             if acc is not None:
@@ -325,6 +330,33 @@ class Windowing:
                 self._close(ws.advance())
         else:
             raise ValueError(f"unknown fact kind {kind!r}")
+
+    def event(
+        self,
+        src: int,
+        clock: float,
+        pub: str,
+        ts: float,
+        contrib: tuple | None,
+        violation: str | None,
+        early: int,
+        late: bool,
+    ) -> None:
+        """A valid event: an ``EV`` fact's fields (``Ingest.on_event`` in one process)."""
+        ws = self.set
+        acc = ws.arrive(src, clock)
+        if contrib is not None:
+            ws.place(src, ts, contrib, late)
+        if acc is not None:
+            acc.arrivals += 1
+            if early:
+                acc.rejected += early
+                acc.arrivals += early
+            if violation is not None:
+                acc.violations += 1
+                acc.violations_by_type[violation] = acc.violations_by_type.get(violation, 0) + 1
+        if clock >= self.next_close:
+            self._close(ws.advance())
 
     def set_idle(self, source: int, idle: bool = True) -> None:
         """Stream driver: the source has had no traffic for a while (or has again)."""

@@ -120,10 +120,11 @@ class PublisherSpike:
         orate = st[_O] * f_long / n if n > 0 else 0.0
         base = max(orate, p.min_order_rate)
         k = p.prior_strength
-        lam = []
-        for c in range(CHANNELS):
-            mu = max(base * ctx.order_ratio[c], 1e-6)
-            lam.append((st[_A + c] * f_long + k) / (n + k / mu))
+        ratio = ctx.order_ratio
+        lam = [
+            (st[_A + c] * f_long + k) / (n + k / max(base * ratio[c], 1e-6))
+            for c in range(CHANNELS)
+        ]
         return n, orate, lam
 
     # -- protocol -----------------------------------------------------------------
@@ -136,14 +137,19 @@ class PublisherSpike:
         thr = bonferroni_threshold(p.family_alpha, tests)
         results: dict[str, Any] = {}
         findings: list[Finding] = []
+        state, gs, min_count = self.state, self.gs, p.min_count
+        # most publishers of a window have no invalidation in it or in their short memory,
+        # and no CUSUM run: nothing to test
         for pub, vec in ctx.acc.pubs.items():
-            st = self.state.get(pub)
+            st = state.get(pub)
             x_total = vec[TOTAL]
             if st is None:
+                if x_total == 0 and min_count > 0:
+                    continue  # a new publisher's zeros: the test below, without a state
                 st = self._new_state(w)
-            xs_total = st[_X + 7] * f_short * self.gs + x_total
+            xs_total = st[_X + 7] * f_short * gs + x_total
             cusum_live = st[_CUS] > 0
-            if x_total == 0 and xs_total < p.min_count and not cusum_live:
+            if x_total == 0 and xs_total < min_count and not cusum_live:
                 continue
             res = self._test(pub, st, vec, w, ctx, thr, f_long, f_short, f_vol)
             results[pub] = res
@@ -175,16 +181,22 @@ class PublisherSpike:
         short_exposure = min(ctx.season_short, (1.0 - self.gs ** (age + 1)) / (1.0 - self.gs))
         best: tuple | None = None  # (score, test, channel, observed, expected)
         sustain = False
+        season, gs, min_count = ctx.season, self.gs, p.min_count
+        burst_min = min_count * 0.5
+        # below this excess a score can neither sustain nor fire: not worth computing
+        min_gap = min(2, p.min_excess)
         expected = [0.0] * CHANNELS
         for c in range(CHANNELS):
-            e = lam[c] * ctx.season * vf
+            e = lam[c] * season * vf
             expected[c] = e
-            size = min(st[_A + c] * f_long + p.prior_strength, p.dispersion_cap)
             x = vec[c]
-            xs = st[_X + c] * f_short * self.gs + x
+            xs = st[_X + c] * f_short * gs + x
+            if x < burst_min and xs < min_count:
+                continue  # too few for either test (most channels of most publishers)
+            size = min(st[_A + c] * f_long + p.prior_strength, p.dispersion_cap)
             es = lam[c] * short_exposure * vf
             for test, obs, exp in (("burst", x, e), ("sustained", xs, es)):
-                if obs < p.min_count * (0.5 if test == "burst" else 1.0):
+                if obs < min_count * (0.5 if test == "burst" else 1.0) or obs - exp < min_gap:
                     continue
                 s = nb_upper_score(obs, exp, size)
                 if s >= p.sustain_score and obs - exp >= 2:
@@ -200,8 +212,9 @@ class PublisherSpike:
         # CUSUM on the standardised total, leaving out reasons an open platform-wide alert
         # already covers (a glitch must not build up publisher CUSUMs for later)
         # (channels have separate rates, so the reasons' expectations may exceed the total's)
-        e_tot = max(1e-3, expected[TOTAL] - sum(expected[r] for r in ctx.quiet_reasons))
-        x_tot = max(0, vec[TOTAL] - sum(vec[r] for r in ctx.quiet_reasons))
+        quiet = ctx.quiet_reasons  # usually none: no generator to sum then
+        e_tot = max(1e-3, expected[TOTAL] - (sum(expected[r] for r in quiet) if quiet else 0))
+        x_tot = max(0, vec[TOTAL] - (sum(vec[r] for r in quiet) if quiet else 0))
         size_t = min(st[_A + TOTAL] * f_long + p.prior_strength, p.dispersion_cap)
         sd = math.sqrt(e_tot + e_tot * e_tot / size_t)
         z = min(p.cusum_z_cap, (x_tot - e_tot) / max(sd, 1e-9))
@@ -368,14 +381,15 @@ class PublisherSpike:
         self.plat_os = self.plat_os * self.gv + ctx.platform[ORDERS]
         self.plat_o = self.plat_o * self.g + ctx.platform[ORDERS]
         self.plat_windows += 1
+        state, explained_pubs = self.state, ctx.explained
         for pub, vec in ctx.acc.pubs.items():
-            st = self.state.get(pub)
+            st = state.get(pub)
             if st is None:
-                st = self.state[pub] = self._new_state(w)
+                st = state[pub] = self._new_state(w)
             res = results.get(pub)
             protect = res is not None and res["anomalous"]
-            explained = pub in ctx.explained
-            for c in range(CHANNELS):
+            explained = pub in explained_pubs
+            for c in range(CHANNELS) if any(vec[:CHANNELS]) else ():
                 x = vec[c]
                 if x:
                     if protect and res is not None:  # learn at most a high-normal count

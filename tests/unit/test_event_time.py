@@ -59,3 +59,17 @@ def test_utc_spellings_and_a_non_fixed_zone():
     moved = OrderEvent(**{f: getattr(ev, f) for f in ev.__struct_fields__ if f != "occurred_at"},
                        occurred_at=local)  # fmt: skip
     assert event_time(moved) == local.timestamp() == ev.occurred_at.timestamp()
+
+
+def test_an_equal_zone_that_is_another_object():
+    """The cache is keyed by zone equality; a time whose zone is an equal but distinct
+    object (not the decoder's) is subtracted through the offsets, still exactly."""
+    ev = decode(event("2026-11-11T08:00:00.25+08:00"))
+    assert isinstance(ev, OrderEvent)
+    event_time(ev)  # caches the decoder's +08:00 object
+    d = ev.occurred_at
+    other = d.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    assert other.tzinfo is not d.tzinfo
+    moved = OrderEvent(**{f: getattr(ev, f) for f in ev.__struct_fields__ if f != "occurred_at"},
+                       occurred_at=other)  # fmt: skip
+    assert event_time(moved) == other.timestamp() == d.timestamp()

@@ -166,7 +166,9 @@ def test_the_publisher_table_shrinks_with_the_orders_that_hold_it():
     lc = Lifecycle(max_orders=64, retention_s=3600)
     for i in range(1000):  # a flood of one-order publishers
         step(lc, ev(f"e{i}", f"o{i}", Status.PAID, pub=f"junk-{i}"))
-    live = {row[1] for row in lc.snapshot()["orders"]}
+    from monitor.lifecycle import _PUB, _PUB_MASK
+
+    live = {lc.publishers.ids[v >> _PUB & _PUB_MASK] for v in lc.orders.values()}
     assert set(lc.publishers.index) == live  # only the publishers of tracked orders stay
     assert len(lc.publishers.ids) <= 64 + 1  # their indices are reused: the table is bounded
     tracked = len(lc)
@@ -194,12 +196,28 @@ def test_snapshot_keeps_the_cap_state_and_restore_continues_identically():
 def test_snapshots_from_before_the_cap_restore():
     lc = Lifecycle()
     step(lc, ev("e1", "o1", Status.PAID))
-    snap = lc.snapshot()
-    del snap["max_orders"], snap["evicted_cap"]
-    snap["orders"] = [row[:7] for row in snap["orders"]]  # no ``recent`` flag
+    from monitor.lifecycle import _MARKS, _PUB, _PUB_MASK, _marks_list, _unpack
+
+    ids = lc.publishers.ids
+    # the first form: one unpacked list per order, without the ``recent`` flag
+    snap = {"retention_s": lc.retention_s, "evicted": 0,
+            "orders": [[k, ids[v >> _PUB & _PUB_MASK], *_unpack(v), _marks_list(v >> _MARKS)]
+                       for k, v in lc.orders.items()]}  # fmt: skip
     old = Lifecycle.restore(snap)
     assert old.evicted_cap == 0 and old.max_orders == Lifecycle().max_orders
+    assert old.orders == lc.orders  # the same packed state
     assert step(old, ev("e1", "o1", Status.PAID)).duplicate
+
+
+def test_a_snapshot_of_another_state_layout_is_refused_not_misread():
+    import pytest
+
+    lc = Lifecycle()
+    step(lc, ev("e1", "o1", Status.PAID))
+    snap = lc.snapshot()
+    snap["layout"] += 1
+    with pytest.raises(ValueError, match="state layout"):
+        Lifecycle.restore(snap)
 
 
 def test_the_cap_is_configured_in_the_monitor_section():
