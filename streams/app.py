@@ -29,7 +29,7 @@ from monitor.render import alert_line
 from monitor.replay import encode_alert
 from monitor.stall import StallDetector
 from streams.broker import bootstrap_of
-from streams.checkpoint import CheckpointStore
+from streams.checkpoint import CheckpointStore, table_options
 from streams.live import LiveSignals
 from streams.runners import PartitionRunner
 from streams.sendgate import SendGate
@@ -41,6 +41,7 @@ log = structlog.get_logger("ordermon.stream")
 _enc = msgspec.msgpack.Encoder()
 _dec = msgspec.msgpack.Decoder()
 QUIET_CHECKPOINT_S = 1.0  # a partition this quiet is checkpointed (and acknowledged)
+DELIVERED_KEEP = 10_000  # (alert_id, status) keys remembered for console de-duplication
 REVOKE_SETTLE_S = 5.0  # revocation waits this long for pending checkpoints to complete
 DRAIN_SETTLE_S = 15.0  # shutdown waits this long for them
 
@@ -112,7 +113,8 @@ class StreamApp:
 
         def table(name: str, n: int) -> CheckpointStore:
             # serializers follow the types: str keys as JSON, bytes values raw
-            t = app.Table(name, partitions=n, key_type=str, value_type=bytes)
+            t = app.Table(name, partitions=n, key_type=str, value_type=bytes,
+                          options=table_options())  # fmt: skip
             store = CheckpointStore(t, not_before=float(os.environ.get(FRESH_SINCE_ENV, 0)))
             store.on_send = self.gate.track
             return store
@@ -138,7 +140,9 @@ class StreamApp:
         self.idle_sent: set[int] = set()
         self.assigned_none = False  # the last assignment gave this worker nothing
         self.assigned_at = time.monotonic()
-        self.delivered: set[tuple[str, str]] = set()
+        # (alert_id, status) printed, oldest first; bounded: re-sent records come from
+        # replays of the last minutes, not from days ago (memory of a long-lived worker)
+        self.delivered: dict[tuple[str, str], None] = {}
         self.counts = {"dead_lettered": 0, "alerts_sent": 0, "alerts_printed": 0,
                        "alerts_repeated": 0, "partials_sent": 0, "fact_records": 0}  # fmt: skip
         # one registry for /metrics: the alert service's delivery metrics register in it too
@@ -164,6 +168,11 @@ class StreamApp:
             from streams.web import add_pages
 
             add_pages(self)
+        from streams.memprobe import install as install_memprobe
+        from streams.memprobe import tune_malloc
+
+        tune_malloc()  # large blocks mmapped: freed memory goes back (see its docstring)
+        install_memprobe(self)  # ORDERMON_TRACEMALLOC=path: memory diagnostics (off)
 
     # -- agents -----------------------------------------------------------------------
     async def _ingest_agent(self, stream: Any) -> None:
@@ -291,7 +300,9 @@ class StreamApp:
         if key in self.delivered:
             self.counts["alerts_repeated"] += 1
             return
-        self.delivered.add(key)
+        self.delivered[key] = None
+        if len(self.delivered) > DELIVERED_KEEP:
+            del self.delivered[next(iter(self.delivered))]
         self.counts["alerts_printed"] += 1
         if self.on_alert is not None:
             self.on_alert(alert)

@@ -96,6 +96,7 @@ class SendGate:
     def _release(self) -> None:
         if self._releasing:  # a callback that tracks sends or adds callbacks: the loop
             return  # below picks them up
+        self._lowest_open()  # prunes completed sends off the heap even with nothing waiting
         self._releasing = True
         try:
             while self.waiting and self.failed is None:

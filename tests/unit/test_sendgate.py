@@ -229,3 +229,53 @@ def test_partials_beyond_a_gap_are_refused_until_the_replay() -> None:
     d2.restore(d.snapshot())
     assert d2.next_seq == {0: 3}
     assert w.take_numbered() == [] and w.sent == 0
+
+
+class _Table:
+    """A faust table as ``CheckpointStore`` uses it; changelog writes succeed at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop, self.data = loop, {}
+
+    def send_changelog(self, part: int, key: str, value: bytes) -> asyncio.Future[None]:
+        fut = self.loop.create_future()
+        fut.set_result(None)
+        return fut
+
+
+def test_a_big_snapshot_is_compressed_off_the_loop_and_written_after_it() -> None:
+    from streams.checkpoint import THREAD_PACK_BYTES, CheckpointStore
+
+    class Big:
+        def snapshot(self) -> dict[str, Any]:
+            return {"blob": bytes(range(256)) * (THREAD_PACK_BYTES // 256 + 1)}
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        gate, table = SendGate(), _Table(loop)
+        store = CheckpointStore(table)
+        store.on_send = gate.track
+        r = PartitionRunner("ingest", store, lambda p: Big(), lambda *_: None, 3600.0, 1, gate)
+        _start(r)
+        event = _Event()
+        r.done(0, event, 0.0)
+        assert table.data == {} and not event.acked  # compressing in the thread
+        assert await gate.settled(10.0)
+        assert event.acked and store.load(0) == Big().snapshot()
+        assert store.sizes[0] < THREAD_PACK_BYTES // 10  # compressed
+
+    run(body())
+
+
+def test_completed_sends_do_not_accumulate() -> None:
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        gate = SendGate()
+        for _ in range(1000):  # sends with nothing waiting for them, completing in order
+            fut = loop.create_future()
+            gate.track(fut, "facts")
+            fut.set_result(None)
+            await asyncio.sleep(0)
+        assert gate.completed == 1000 and not gate.open and len(gate._heap) <= 1
+
+    run(body())

@@ -13,7 +13,6 @@ import pytest
 from aiokafka import TopicPartition
 
 from streams.broker import free_port
-from streams.soak import Sample, SoakReport, judge, slope
 from streams.supervise import BrokerWatch, RepeatFilter, StatusServer, restart_delay
 
 
@@ -116,21 +115,6 @@ def test_watchdog_restarts_a_worker_stuck_unready_but_not_one_recovering_tables(
     w.watchdog(False, "no partitions assigned (joining the group or rebalancing)", 260.0)
     assert len(restarts) == 1 and restarts[0][1] is False  # keeps its state
     assert restarts[0][0].startswith("stuck (not ready for 60s: no partitions assigned")
-
-
-def test_soak_verdict_judges_the_second_half_slope() -> None:
-    assert slope([(0, 1.0), (1, 3.0), (2, 5.0)]) == pytest.approx(2.0)
-    flat = SoakReport(minutes=10, rate=500)
-    flat.samples = [Sample(t, 100.0 + (30 if t < 300 else 0) + (t % 20) / 100, 5, t * 500, 0,
-                           0, t * 500) for t in range(5, 601, 5)]  # fmt: skip
-    judge(flat, max_slope=1.0, max_lag=1000)
-    assert flat.ok and abs(flat.slope_mb_per_min or 0) < 0.1, flat.problems
-    growing = SoakReport(minutes=10, rate=500)
-    growing.samples = [
-        Sample(t, 100.0 + t / 20, 5, t * 500, 0, 0, t * 500) for t in range(5, 601, 5)
-    ]  # fmt: skip  (3 MB/min)
-    judge(growing, max_slope=1.0, max_lag=1000)
-    assert not growing.ok and "memory grows 3.00 MB/min" in growing.problems[0]
 
 
 def test_a_long_outage_restarts_the_worker_keeping_its_state_once() -> None:
