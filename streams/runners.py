@@ -20,6 +20,7 @@ The exactness protocol (see ``streams/README.md``):
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ log = structlog.get_logger("ordermon.stream")
 # not delayed). Incremental checkpoints would remove the cost; this bounds its share.
 COST_FACTOR = 10.0
 MAX_STRETCH_S = 120.0
+RESTORES_KEPT = 256
 
 
 class PartitionRunner:
@@ -60,7 +62,9 @@ class PartitionRunner:
         self.held: dict[int, list[Any]] = {}
         self.last_ckpt: dict[int, float] = {}
         self.last_msg: dict[int, float] = {}
-        self.restores: list[dict[str, Any]] = []  # for status and tests
+        # the last partition loads, for status and tests (bounded: one per load, and loads
+        # come with every rebalance of a worker that runs for months)
+        self.restores: deque[dict[str, Any]] = deque(maxlen=RESTORES_KEPT)
         self.messages = 0
         self.cost: dict[int, float] = {}  # seconds the partition's last checkpoint took
         # called with (stage, partition, task) once a task is loaded (metrics baselines)

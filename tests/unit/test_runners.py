@@ -72,3 +72,14 @@ def test_quiet_and_shutdown_checkpoints_are_not_delayed_by_cost() -> None:
     r.done(0, ev, r.last_ckpt[0] + 1.0)
     r.checkpoint_all()
     assert store.saves == 1 and ev.acked
+
+
+def test_the_record_of_partition_loads_stays_bounded_across_rebalances() -> None:
+    from streams.runners import RESTORES_KEPT
+
+    r = PartitionRunner("ingest", _Store(), lambda p: _Task(), lambda *_: None, 5.0, 10)  # type: ignore[arg-type]
+    for i in range(RESTORES_KEPT + 50):  # a partition assigned, then revoked, again and again
+        r.task(i % 4)
+        r.revoke({i % 4})
+    assert len(r.restores) == RESTORES_KEPT
+    assert r.restores[-1]["partition"] == (RESTORES_KEPT + 49) % 4
