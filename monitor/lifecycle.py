@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import sys
 import zlib
+from array import array
 from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple
@@ -140,16 +141,18 @@ class _Publishers:
 
     An order stores the index (32 bits in its integer) instead of a reference to the
     string; an index whose last order leaves is reused, so the table is bounded by the
-    tracked orders.
+    tracked orders. ``ids`` maps index to id in a dict, not a list: a dict of integers and
+    strings is one object the cyclic garbage collector never walks, where a list of a
+    million ids had each of them visited on every full collection.
     """
 
     __slots__ = ("ids", "index", "refs", "free")
 
     def __init__(self) -> None:
-        self.ids: list[str | None] = []
+        self.ids: dict[int, str] = {}
         self.index: dict[str, int] = {}
-        self.refs: list[int] = []
-        self.free: list[int] = []
+        self.refs = array("q")  # orders holding each index (0: free)
+        self.free = array("q")  # indexes no order holds
 
     def __len__(self) -> int:
         return len(self.index)
@@ -166,11 +169,10 @@ class _Publishers:
         """A new publisher's index (held by no order yet)."""
         if self.free:
             i = self.free.pop()
-            self.ids[i] = pub
         else:
-            i = len(self.ids)
-            self.ids.append(pub)
+            i = len(self.refs)
             self.refs.append(0)
+        self.ids[i] = pub
         self.index[pub] = i
         return i
 
@@ -178,9 +180,26 @@ class _Publishers:
         """One order holding index ``i`` left; the last one frees it."""
         self.refs[i] -= 1
         if not self.refs[i]:
-            del self.index[self.ids[i]]  # type: ignore[arg-type]
-            self.ids[i] = None
+            del self.index[self.ids.pop(i)]
             self.free.append(i)
+
+    def snapshot(self) -> dict:
+        """As lists: ``ids`` by index, None where free."""
+        ids = self.ids
+        return {
+            "ids": [ids.get(i) for i in range(len(self.refs))],
+            "refs": self.refs.tolist(),
+            "free": self.free.tolist(),
+        }
+
+    @classmethod
+    def restore(cls, snap: dict) -> _Publishers:
+        pubs = cls()
+        pubs.ids = {i: pub for i, pub in enumerate(snap["ids"]) if pub is not None}
+        pubs.index = {pub: i for i, pub in pubs.ids.items()}
+        pubs.refs = array("q", snap["refs"])
+        pubs.free = array("q", snap["free"])
+        return pubs
 
 
 class Lifecycle:
@@ -332,11 +351,7 @@ class Lifecycle:
             "states": [
                 v.to_bytes((v.bit_length() + 7) // 8, "little") for v in self.orders.values()
             ],  # fmt: skip
-            "publishers": {
-                "ids": list(pubs.ids),
-                "refs": list(pubs.refs),
-                "free": list(pubs.free),
-            },  # fmt: skip
+            "publishers": pubs.snapshot(),
         }
 
     @classmethod
@@ -351,9 +366,7 @@ class Lifecycle:
             if snap.get("layout") != STATE_LAYOUT:
                 raise ValueError(f"lifecycle snapshot of state layout {snap.get('layout')}, "
                                  f"this version reads {STATE_LAYOUT}")  # fmt: skip
-            pubs, p = lc.publishers, snap["publishers"]
-            pubs.ids, pubs.refs, pubs.free = list(p["ids"]), list(p["refs"]), list(p["free"])
-            pubs.index = {pub: i for i, pub in enumerate(pubs.ids) if pub is not None}
+            lc.publishers = _Publishers.restore(snap["publishers"])
             frombytes = int.from_bytes
             lc.orders = dict(
                 zip(

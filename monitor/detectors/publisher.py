@@ -26,10 +26,15 @@ Firing needs the Bonferroni threshold over all tests of the window, a minimum ex
 minimum ratio: one refund of two orders is never an incident.
 
 State is lazy: a publisher costs nothing in windows where it has no events. Decayed sums
-are kept scaled by ``g**-w`` so an update touches only the non-zero channels. State is
-bounded (about 430 bytes a publisher): idle publishers leave after two weeks, and beyond
-``max_publishers`` (a flood of junk ids) the least valuable leave (``_shrink``); both
-count in ``evicted``.
+are kept scaled by ``g**-w`` so an update touches only the non-zero channels. Every
+publisher's state is one row of ``_WIDTH`` doubles in a single flat ``array`` (``data``),
+found by ``state: dict[publisher_id, row offset]``; freed rows are reused. Neither the
+dict (string keys, integer values) nor the array holds references the cyclic garbage
+collector must walk: with one small array object per publisher, each full collection
+visited 200k of them and their dict, a third of the run time at a million publishers.
+State is bounded (about 330 bytes a publisher with its id): idle publishers leave after
+two weeks, and beyond ``max_publishers`` (a flood of junk ids) the least valuable leave
+(``_shrink``); both count in ``evicted``.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ import math
 import sys
 from array import array
 from dataclasses import dataclass
+from itertools import compress, repeat
+from operator import add, floordiv
 from typing import Any
 
 from monitor.detectors.base import Finding, WindowContext, severity_for
@@ -48,15 +55,16 @@ from monitor.windows import CHANNELS, FAST, ORDERS, TOTAL
 
 CHANNEL_NAMES: tuple[str, ...] = (*(r.value for r in REASONS), "fast", "total")
 
-# state layout (array of doubles per publisher)
+# state layout (one row of doubles per publisher in ``PublisherSpike.data``)
 _BIRTH, _LAST, _O, _OS = 0, 1, 2, 3
 _A = 4  # 8 long-decayed channel counts
 _X = 12  # 8 short-decayed channel counts
 _CUS, _CUS_EXC, _CUS_EXP, _CUS_LAST, _CUS_RUN = 20, 21, 22, 23, 24
 _XL = 25  # hour-scale decayed total: keeps an alert open while its excess lasts
 _WIDTH = 26
+_EMPTY_ROW = array("d", bytes(8 * _WIDTH))
 _REBASE_EVERY = 600  # windows; keeps the g**-w scale factors far from overflow
-_SHRINK_TO = 0.9  # over the cap, evict down to this share of it (amortises the ranking)
+_SHRINK_TO = 0.8  # over the cap, evict down to this share of it (amortises the ranking)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +105,9 @@ class PublisherSpike:
         self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
         self.epoch = 0  # window index the scaled sums are relative to
-        self.state: dict[str, array] = {}
+        self.state: dict[str, int] = {}  # publisher -> offset of its row in ``data``
+        self.data = array("d")  # the rows, ``_WIDTH`` doubles each
+        self.free: list[int] = []  # offsets of rows no publisher holds
         self.evicted = 0  # publishers whose state was dropped: idle, or over the cap
         self.evicted_cap = 0  # of those, dropped over ``max_publishers``
         # platform order volume, short and long, so the volume factor is relative to the
@@ -137,20 +147,24 @@ class PublisherSpike:
         thr = bonferroni_threshold(p.family_alpha, tests)
         results: dict[str, Any] = {}
         findings: list[Finding] = []
-        state, gs, min_count = self.state, self.gs, p.min_count
+        state, data, gs, min_count = self.state, self.data, self.gs, p.min_count
         # most publishers of a window have no invalidation in it or in their short memory,
         # and no CUSUM run: nothing to test
         for pub, vec in ctx.acc.pubs.items():
-            st = state.get(pub)
+            b = state.get(pub)
             x_total = vec[TOTAL]
-            if st is None:
+            if b is None:
                 if x_total == 0 and min_count > 0:
                     continue  # a new publisher's zeros: the test below, without a state
-                st = self._new_state(w)
-            xs_total = st[_X + 7] * f_short * gs + x_total
-            cusum_live = st[_CUS] > 0
-            if x_total == 0 and xs_total < min_count and not cusum_live:
-                continue
+                st = _fresh_row(w)
+            else:
+                if (
+                    x_total == 0
+                    and data[b + _X + 7] * f_short * gs < min_count
+                    and not data[b + _CUS] > 0
+                ):
+                    continue
+                st = data[b : b + _WIDTH]  # a copy: _test only reads
             res = self._test(pub, st, vec, w, ctx, thr, f_long, f_short, f_vol)
             results[pub] = res
             if res["finding"] is not None:
@@ -364,12 +378,28 @@ class PublisherSpike:
             channels=tuple(sorted(channels)),
         )
 
-    def _new_state(self, w: int) -> array:
-        st = array("d", bytes(8 * _WIDTH))
-        st[_BIRTH] = w
-        st[_LAST] = w - 1
-        st[_CUS_LAST] = w - 1
-        return st
+    def _add(self, pub: str, w: int) -> int:
+        """A row for a publisher first learnt in window ``w``; returns its offset."""
+        data = self.data
+        if self.free:
+            b = self.free.pop()
+            data[b : b + _WIDTH] = _EMPTY_ROW
+        else:
+            b = len(data)
+            data.extend(_EMPTY_ROW)
+        data[b + _BIRTH] = w
+        data[b + _LAST] = w - 1
+        data[b + _CUS_LAST] = w - 1
+        self.state[pub] = b
+        return b
+
+    def _drop(self, pubs: list[str]) -> None:
+        state, free = self.state, self.free
+        for pub in pubs:
+            free.append(state.pop(pub))
+        if not state:  # nothing tracked: give the rows back
+            self.data = array("d")
+            free.clear()
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
         w = ctx.acc.index
@@ -382,14 +412,17 @@ class PublisherSpike:
         self.plat_o = self.plat_o * self.g + ctx.platform[ORDERS]
         self.plat_windows += 1
         state, explained_pubs = self.state, ctx.explained
+        d = self.data  # ``_add`` grows it in place
         for pub, vec in ctx.acc.pubs.items():
-            st = state.get(pub)
-            if st is None:
-                st = state[pub] = self._new_state(w)
+            b = state.get(pub)
+            if b is None:
+                b = self._add(pub, w)
             res = results.get(pub)
             protect = res is not None and res["anomalous"]
             explained = pub in explained_pubs
-            for c in range(CHANNELS) if any(vec[:CHANNELS]) else ():
+            # any invalidation channel counts only with the total (reasons and fast are
+            # parts of it)
+            for c in range(CHANNELS) if vec[TOTAL] else ():
                 x = vec[c]
                 if x:
                     if protect and res is not None:  # learn at most a high-normal count
@@ -399,22 +432,23 @@ class PublisherSpike:
                         capped = x
                     # a platform-wide cause keeps its counts out of the short-term memory
                     # too, or the publisher would alert on it once the platform alert ends
-                    st[_X + c] += (capped if explained else x) * sc_short
+                    d[b + _X + c] += (capped if explained else x) * sc_short
                     # protect the baseline: learn at most what was expected
-                    st[_A + c] += capped * sc_long
+                    d[b + _A + c] += capped * sc_long
             if vec[TOTAL] and not explained:
-                st[_XL] += vec[TOTAL] * sc_vol
+                d[b + _XL] += vec[TOTAL] * sc_vol
             o = vec[ORDERS]
             if o:
-                st[_O] += o * sc_long
-                st[_OS] += o * sc_vol
+                d[b + _O] += o * sc_long
+                d[b + _OS] += o * sc_vol
             if res is not None:
                 cus, exc, exp, run = res["cusum"]
                 if protect:  # evidence already reported: the CUSUM starts afresh
                     cus = exc = exp = run = 0.0
-                st[_CUS], st[_CUS_EXC], st[_CUS_EXP], st[_CUS_RUN] = cus, exc, exp, run
-                st[_CUS_LAST] = w
-            st[_LAST] = w
+                d[b + _CUS], d[b + _CUS_EXC], d[b + _CUS_EXP], d[b + _CUS_RUN] = (
+                    cus, exc, exp, run)  # fmt: skip
+                d[b + _CUS_LAST] = w
+            d[b + _LAST] = w
         if w % 288 == 0:
             self._forget(w)
         if len(self.state) > self.p.max_publishers:
@@ -423,25 +457,28 @@ class PublisherSpike:
     def _rebase(self, w: int) -> None:
         shift = w - self.epoch
         fl, fs, fv = self.g**shift, self.gs**shift, self.gv**shift
-        for st in self.state.values():
-            st[_O] *= fl
-            st[_OS] *= fv
-            st[_XL] *= fv
-            for c in range(CHANNELS):
-                st[_A + c] *= fl
-                st[_X + c] *= fs
+        d = self.data
+        for b in self.state.values():
+            d[b + _O] *= fl
+            d[b + _OS] *= fv
+            d[b + _XL] *= fv
+            for i in range(b + _A, b + _A + CHANNELS):
+                d[i] *= fl
+            for i in range(b + _X, b + _X + CHANNELS):
+                d[i] *= fs
         self.epoch = w
 
     def _forget(self, w: int) -> None:
         horizon = w - self.p.forget_after_windows
-        stale = [pub for pub, st in self.state.items() if st[_LAST] < horizon]
-        for pub in stale:
-            del self.state[pub]
+        d = self.data
+        stale = [pub for pub, b in self.state.items() if d[b + _LAST] < horizon]
+        self._drop(stale)
         self.evicted += len(stale)
 
     def _shrink(self) -> None:
         """Over ``max_publishers`` (a flood of new ids): drop the least valuable publishers
-        down to 90% of the cap, so the ranking runs once per 10% of the cap of newcomers.
+        down to 80% of the cap, so the ranking (~150 ms at 200k here) runs once per 20% of
+        the cap of newcomers.
 
         Value is the decayed order plus invalidation mass: it falls with idle time (the
         long half-life) and grows with volume, so a one-order id from a flood never pushes
@@ -453,44 +490,51 @@ class PublisherSpike:
         """
         keep = int(self.p.max_publishers * _SHRINK_TO)
         n = len(self.state) - keep
-        # the n smallest by (value, last seen, insertion order), without a Python key call
-        # per comparison: one pass for the values, a float sort for the cut-off value
-        state = self.state
+        # the n smallest by (value, last seen, insertion order), in C-level passes: each
+        # row's value from two strided slices of the flat rows, gathered in the dict's
+        # order, a float sort for the cut-off value, ``compress`` for the rows below it
+        state, d = self.state, self.data
         keys = list(state)
-        vals = [st[_O] + st[_A + TOTAL] for st in state.values()]
+        rows = list(map(floordiv, state.values(), repeat(_WIDTH)))
+        value = list(map(add, d[_O::_WIDTH], d[_A + TOTAL :: _WIDTH]))
+        vals = list(map(value.__getitem__, rows))
         cut = sorted(vals)[n - 1]
-        victims = [i for i, v in enumerate(vals) if v < cut]
-        tied = [i for i, v in enumerate(vals) if v == cut]
-        tied.sort(key=lambda i: state[keys[i]][_LAST])  # stable: insertion order among equals
+        victims = list(compress(range(len(vals)), map(cut.__gt__, vals)))
+        tied = list(compress(range(len(vals)), map(cut.__eq__, vals)))
+        last = d[_LAST::_WIDTH]
+        tied.sort(key=lambda i: last[rows[i]])  # stable: insertion order among equals
         victims += tied[: n - len(victims)]
-        for i in victims:
-            del state[keys[i]]
+        self._drop([keys[i] for i in victims])
         self.evicted += n
         self.evicted_cap += n
 
     def footprint_bytes(self) -> float:
-        """Average bytes per tracked publisher: dict slot, state array and id string."""
+        """Average bytes per tracked publisher: dict slot, row offset, state row (free rows
+        included) and id string."""
         if not self.state:
             return 0.0
         sample = list(self.state.items())[:1000]
         per = sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in sample) / len(sample)
-        return sys.getsizeof(self.state) / len(self.state) + per
+        rows = (sys.getsizeof(self.data) + sys.getsizeof(self.free)) / len(self.state)
+        return sys.getsizeof(self.state) / len(self.state) + per + rows
 
     # -- read side (monitor.overview) -------------------------------------------------------
     def order_rate(self, pub: str) -> float:
         """Long-run orders per window of ``pub`` (0 if unknown)."""
-        st = self.state.get(pub)
-        if st is None:
+        b = self.state.get(pub)
+        if b is None:
             return 0.0
-        w = int(st[_LAST]) + 1
-        age = w - st[_BIRTH]
+        d = self.data
+        w = int(d[b + _LAST]) + 1
+        age = w - d[b + _BIRTH]
         n = (1.0 - self.g**age) / (1.0 - self.g) if age > 0 else 0.0
-        return st[_O] * self.g ** (w - 1 - self.epoch) / n if n > 0 else 0.0
+        return d[b + _O] * self.g ** (w - 1 - self.epoch) / n if n > 0 else 0.0
 
     def largest(self, n: int) -> list[tuple[str, float]]:
         """The ``n`` publishers with the most (decayed) orders, with their order rate. The
         scaled sums share one epoch, so they rank without rescaling."""
-        top = heapq.nlargest(n, self.state.items(), key=lambda kv: kv[1][_O])
+        d = self.data
+        top = heapq.nlargest(n, self.state.items(), key=lambda kv: d[kv[1] + _O])
         return [(pub, self.order_rate(pub)) for pub, _ in top]
 
     def snapshot(self) -> dict[str, Any]:
@@ -499,7 +543,7 @@ class PublisherSpike:
             "evicted": self.evicted,
             "evicted_cap": self.evicted_cap,
             "platform_orders": [self.plat_os, self.plat_o, self.plat_windows],
-            "state": {pub: st.tolist() for pub, st in self.state.items()},
+            "state": {pub: self.data[b : b + _WIDTH].tolist() for pub, b in self.state.items()},
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -507,4 +551,18 @@ class PublisherSpike:
         self.evicted = snap["evicted"]
         self.evicted_cap = snap.get("evicted_cap", 0)  # absent before the cap existed
         self.plat_os, self.plat_o, self.plat_windows = snap["platform_orders"]
-        self.state = {pub: array("d", v) for pub, v in snap["state"].items()}
+        rows = snap["state"]
+        self.state = {pub: i * _WIDTH for i, pub in enumerate(rows)}
+        self.data = array("d", [x for v in rows.values() for x in v])
+        self.free = []
+        if len(self.data) != _WIDTH * len(rows):
+            raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each")
+
+
+def _fresh_row(w: int) -> array:
+    """The state of a publisher not seen before window ``w`` (not stored)."""
+    st = array("d", _EMPTY_ROW)
+    st[_BIRTH] = w
+    st[_LAST] = w - 1
+    st[_CUS_LAST] = w - 1
+    return st

@@ -170,7 +170,7 @@ def test_the_publisher_table_shrinks_with_the_orders_that_hold_it():
 
     live = {lc.publishers.ids[v >> _PUB & _PUB_MASK] for v in lc.orders.values()}
     assert set(lc.publishers.index) == live  # only the publishers of tracked orders stay
-    assert len(lc.publishers.ids) <= 64 + 1  # their indices are reused: the table is bounded
+    assert len(lc.publishers.refs) <= 64 + 1  # their indices are reused: the table is bounded
     tracked = len(lc)
     assert lc.evict(T0.timestamp() + 7200) == tracked
     assert len(lc) == 0 and len(lc.publishers) == 0

@@ -106,19 +106,19 @@ def test_eviction_drops_the_least_valuable_first_and_amortises():
     assert "small-old" not in det.state  # one order, and the least recently seen of those
     assert max(sizes) <= 100
     assert det.evicted_cap == 2 + 3 * 60 - len(det.state)
-    # a shrink goes down to 90% of the cap: one per ~ten newcomers, not one per window
+    # a shrink goes down to 80% of the cap: one per ~twenty newcomers, not one per window
     drops = [i for i in range(1, len(sizes)) if sizes[i] < sizes[i - 1]]
-    assert 1 <= len(drops) <= 60 * 3 // 10
-    assert all(90 <= n <= 100 for n in sizes[drops[0] :])
+    assert 1 <= len(drops) <= 60 * 3 // 20
+    assert all(80 <= n <= 100 for n in sizes[drops[0] :])
 
 
 def test_eviction_counts_survive_a_snapshot():
     det = PublisherSpike(PublisherParams(max_publishers=10))
     feed(det, 1, {f"p{i}": 1 for i in range(25)})
-    assert (det.evicted, det.evicted_cap, len(det.state)) == (16, 16, 9)
+    assert (det.evicted, det.evicted_cap, len(det.state)) == (17, 17, 8)
     again = PublisherSpike(PublisherParams(max_publishers=10))
     again.restore(det.snapshot())
-    assert (again.evicted, again.evicted_cap, list(again.state)) == (16, 16, list(det.state))
+    assert (again.evicted, again.evicted_cap, list(again.state)) == (17, 17, list(det.state))
     old = det.snapshot()
     del old["evicted_cap"]  # a checkpoint from before the cap restores with none counted
     again.restore(old)
