@@ -194,22 +194,21 @@ def measure_scale(lines: Sequence[bytes]) -> dict[str, Any]:
     """
     from monitor.pipeline import Monitor
 
-    mon = Monitor()
-    process = mon.process
-    gc.collect()
-    gc.freeze()  # the input list, as in ``_input_frozen`` (this process ends after)
-    rss0 = rss_bytes()
-    c0, t0 = time.process_time(), time.perf_counter()
-    for line in lines:
-        process(line)
-    t1, c1 = time.perf_counter(), time.process_time()
-    gc.collect()
-    rss1 = rss_bytes()
-    tracked_pubs, tracked_orders = len(mon.publisher.state), len(mon.lifecycle)
-    t2, c2 = time.perf_counter(), time.process_time()
-    mon.flush()
-    secs = (t1 - t0) + (time.perf_counter() - t2)
-    cpu = (c1 - c0) + (time.process_time() - c2)
+    with _input_frozen():
+        mon = Monitor()
+        process = mon.process
+        rss0 = rss_bytes()
+        c0, t0 = time.process_time(), time.perf_counter()
+        for line in lines:
+            process(line)
+        t1, c1 = time.perf_counter(), time.process_time()
+        gc.collect()
+        rss1 = rss_bytes()
+        tracked_pubs, tracked_orders = len(mon.publisher.state), len(mon.lifecycle)
+        t2, c2 = time.perf_counter(), time.process_time()
+        mon.flush()
+        secs = (t1 - t0) + (time.perf_counter() - t2)
+        cpu = (c1 - c0) + (time.process_time() - c2)
     return {
         "events": len(lines),
         "counted": mon.accepted + mon.duplicates + sum(mon.rejected.values()),

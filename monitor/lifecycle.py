@@ -340,7 +340,6 @@ class Lifecycle:
         indexes). A checkpoint of a partition with ~750k orders took 3.9 s when every
         order was unpacked into a list; this takes ~0.35 s. ``layout`` names the bit
         layout of the integers (``STATE_LAYOUT``)."""
-        pubs = self.publishers
         return {
             "retention_s": self.retention_s,
             "max_orders": self.max_orders,
@@ -351,7 +350,7 @@ class Lifecycle:
             "states": [
                 v.to_bytes((v.bit_length() + 7) // 8, "little") for v in self.orders.values()
             ],  # fmt: skip
-            "publishers": pubs.snapshot(),
+            "publishers": self.publishers.snapshot(),
         }
 
     @classmethod
