@@ -13,7 +13,9 @@
 - Partitioning: aiokafka's ``DefaultPartitioner`` is the Java client's
   ``murmur2(key) & 0x7fffffff % partitions`` (librdkafka: ``partitioner=murmur2_random``),
   so keys co-partition with Java and librdkafka producers; the integration tests check
-  this against confluent-kafka. Null keys go to a random partition.
+  this against confluent-kafka. A line without a key goes to ``null_key_partition``: the
+  CRC-32 of the line over the partitions, spread like a random choice but the same every
+  run (the reference driver, ``streams.reference``, routes such lines the same way).
 - Throughput: ``send`` with linger and 256 KiB batches, futures gathered every
   ``FLUSH_EVERY`` records (~30k records/s on 2 cores). ``rate`` limits events/s with a
   token bucket on the monotonic clock (100 ms of burst).
@@ -26,6 +28,7 @@ import contextlib
 import sys
 import threading
 import time
+import zlib
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, BinaryIO
 
@@ -118,6 +121,11 @@ async def read_lines(stream: BinaryIO) -> AsyncGenerator[bytes, None]:
         slots.release()
 
 
+def null_key_partition(line: bytes, partitions: int) -> int:
+    """The partition of a line that has no key (not JSON, no key field)."""
+    return zlib.crc32(line) % partitions
+
+
 async def produce_file(
     path: str,
     bootstrap: str,
@@ -164,6 +172,7 @@ async def produce_file(
             stream.close()
         raise BrokerUnavailable(f"cannot start a producer on {servers}: {exc}") from exc
     key_of = key_extractor(key_field)
+    n_parts = len(await producer.partitions_for(topic))
     bucket = TokenBucket(rate) if rate else None
     c = {"produced": 0, "failed": 0, "blank": 0, "null_keys": 0, "bytes": 0}
     first_error: list[str] = []
@@ -192,7 +201,8 @@ async def produce_file(
                 c["null_keys"] += key is None
                 c["bytes"] += len(line)
                 try:
-                    pending.append(await producer.send(topic, line, key=key))
+                    part = None if key is not None else null_key_partition(line, n_parts)
+                    pending.append(await producer.send(topic, line, key=key, partition=part))
                 except Exception as exc:  # e.g. larger than max_request_size
                     c["failed"] += 1
                     if not first_error:

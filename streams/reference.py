@@ -12,27 +12,26 @@ worker does once the input is drained. With one input partition the result equal
 from __future__ import annotations
 
 import random
-import zlib
 from collections.abc import Iterable
 
 import msgspec
 
 from monitor.model import Alert
 from monitor.pipeline import MonitorParams, partial_to_wire
-from streams.produce import key_extractor
+from streams.produce import key_extractor, null_key_partition
 from streams.tasks import IDLE, DetectTask, IngestTask, WindowTask, partition_for
 
 
 def split_by_partition(lines: Iterable[bytes], partitions: int) -> list[list[bytes]]:
-    """Lines per input partition, keyed like ``produce_file`` (lines without a key: by CRC,
-    where the producer would pick a random partition)."""
+    """Lines per input partition, routed like ``produce_file`` (lines without a key by
+    ``null_key_partition``)."""
     key = key_extractor()
     parts: list[list[bytes]] = [[] for _ in range(partitions)]
     for line in lines:
         if not line.strip():
             continue
         k = key(line)
-        p = partition_for(k, partitions) if k else zlib.crc32(line) % partitions
+        p = partition_for(k, partitions) if k else null_key_partition(line, partitions)
         parts[p].append(line)
     return parts
 
