@@ -540,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("run", help="the same as ordermon bench")
     add_arguments(b)
     a = ap.parse_args(argv)
+    from monitor.runtime import tune_gc
+
+    tune_gc()  # as every ordermon process (``ordermon bench`` itself included)
     if a.cmd == "_scale":
         print(json.dumps(measure_scale(read_lines_compact(sys.stdin.buffer))))
         return 0

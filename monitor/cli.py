@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from monitor.runtime import tune_gc
+
+        tune_gc()
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"ordermon: configuration error: {exc}", file=sys.stderr)

@@ -312,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--seed", type=int, default=7)
     m.add_argument("--partitions", type=int, default=4)
     a = p.parse_args(argv)
+    from monitor.runtime import tune_gc
+
+    tune_gc()  # the same interpreter settings as the ordermon worker it is compared with
     if a.cmd == "_worker":
         _worker(a)
         return 0
