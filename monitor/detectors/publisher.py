@@ -106,6 +106,7 @@ class _Window:
     vecs: list[list[int]]
     offs: list[int]  # row offsets; -1 for a publisher not tracked yet
     tested: list[int] = field(default_factory=list)  # positions ``score`` tested
+    new: list[int] = field(default_factory=list)  # positions of publishers not tracked yet
 
 
 class PublisherSpike:
@@ -190,6 +191,7 @@ class PublisherSpike:
             known, ~(short * f_short * gs < min_count) | (cusum > 0), min_count <= 0
         )
         win.tested = np.flatnonzero(test).tolist()
+        win.new = np.flatnonzero(~known).tolist()
         for i in win.tested:
             pub, vec, b = keys[i], vecs[i], offs[i]
             st = _fresh_row(w) if b < 0 else data[b : b + _WIDTH]  # a copy: _test only reads
@@ -419,9 +421,8 @@ class PublisherSpike:
         return b
 
     def _drop(self, pubs: list[str]) -> None:
-        state, free = self.state, self.free
-        for pub in pubs:
-            free.append(state.pop(pub))
+        state = self.state
+        self.free.extend(map(state.pop, pubs))
         if not state:  # nothing tracked: give the rows back
             self.data, self.free = array("d"), array("q")
 
@@ -441,9 +442,10 @@ class PublisherSpike:
             win = self._rows_of(ctx.acc.pubs)
             win.tested = [i for i, (pub, vec) in enumerate(ctx.acc.pubs.items())
                           if vec[TOTAL] or pub in results]  # fmt: skip
+            win.new = [i for i, b in enumerate(win.offs) if b < 0]
         keys, vecs, offs = win.keys, win.vecs, win.offs
         add, fresh = self._add, _fresh_row(w)
-        for i in [i for i, b in enumerate(offs) if b < 0]:  # new publishers: rows first
+        for i in win.new:  # new publishers: rows first
             offs[i] = add(keys[i], fresh)
         d = self.data
         if offs:  # every publisher of the window: last seen, and its orders
