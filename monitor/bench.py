@@ -6,11 +6,13 @@ and, at the end of the output, one machine line ``bench NAME key=value ...`` eac
 - ``replay``: events/s of ``Monitor.process`` over a simulated stream's bytes, then
   ``flush`` (one process, one thread), next to ``decode_only``: the same bytes decoded
   with ``monitor.decode`` and counted per publisher in a dict. decode_only runs before
-  and after replay; the faster run is kept (the stricter baseline). Bytes come from the
+  and after each of two replay runs (interleaved); the fastest run of each is kept.
+  Bytes come from the
   realistic simulator (``monitor.simulate``), generated before the clock starts and kept
   out of the garbage collector's sight while it runs (``_input_frozen``).
 - ``scale``: the same through a fresh subprocess per size (1k, 100k, 1M publishers, the
-  same event count; ``monitor.benchdata``), events/s and resident memory: RSS (from
+  same event count; ``monitor.benchdata``; two interleaved rounds over the sizes, the
+  fastest run of each kept), events/s and resident memory: RSS (from
   ``/proc/self/statm``) after processing minus RSS before, with the input already in
   memory, before ``flush``. Bytes per tracked publisher = the RSS difference between the
   100k and the 1k run over the difference in tracked publishers (both below the publisher
@@ -306,42 +308,66 @@ def simulated_lines(events: int, publishers: int, seed: int) -> list[bytes]:
     return lines
 
 
-def replay_section(events: int, publishers: int, seed: int) -> list[Result]:
+def replay_section(events: int, publishers: int, seed: int, rounds: int = 2) -> list[Result]:
     lines = simulated_lines(events, publishers, seed)
-    first = measure_decode_only(lines)
-    rep = measure_replay(lines)
-    second = measure_decode_only(lines)
-    dec = max(first, second, key=lambda d: d["eps"])
-    if rep["counted"] != len(lines) or dec["counted"] != len(lines):
+    decs: list[dict[str, Any]] = []
+    reps: list[dict[str, Any]] = []
+    for _ in range(rounds):  # interleaved, so a slow spell of the VM hits both alike
+        decs.append(measure_decode_only(lines))
+        reps.append(measure_replay(lines))
+    decs.append(measure_decode_only(lines))
+    dec = max(decs, key=lambda d: d["eps"])
+    rep = max(reps, key=lambda d: d["eps"])
+    if any(r["counted"] != len(lines) for r in (*reps, *decs)):
         raise RuntimeError(f"events lost: {len(lines)} lines, replay counted "
-                           f"{rep['counted']}, decode_only {dec['counted']}")  # fmt: skip
+                           f"{[r['counted'] for r in reps]}, decode_only "
+                           f"{[d['counted'] for d in decs]}")  # fmt: skip
+    if len({(r["alerts"], r["windows"]) for r in reps}) != 1:
+        raise RuntimeError(f"replays of the same bytes disagree: {reps}")
     ratio = rep["eps"] / dec["eps"]
     fields = {"events": len(lines), "publishers": publishers, "eps": rep["eps"],
               "cpu_eps": rep["cpu_eps"], "decode_only_eps": dec["eps"],
               "decode_only_cpu_eps": dec["cpu_eps"], "ratio": round(ratio, 4),
-              "alerts": rep["alerts"], "windows": rep["windows"]}  # fmt: skip
+              "alerts": rep["alerts"], "windows": rep["windows"],
+              "eps_runs": ",".join(f"{r['eps']:.0f}" for r in reps),
+              "decode_only_eps_runs": ",".join(f"{d['eps']:.0f}" for d in decs)}  # fmt: skip
+    rep_runs = " ".join(f"{r['eps']:,.0f}" for r in reps)
+    dec_runs = " ".join(f"{d['eps']:,.0f}" for d in decs)
     human = (f"{rep['eps']:>10,.0f} ev/s ({rep['cpu_eps'] or 0:,.0f}/CPU-s) over {len(lines):,} "
              f"simulated events, {publishers:,} publishers; decode_only {dec['eps']:,.0f} ev/s; "
-             f"ratio {ratio:.2f}")  # fmt: skip
+             f"ratio {ratio:.2f} (best of {len(reps)} and {len(decs)} interleaved runs: "
+             f"{rep_runs} vs {dec_runs})")  # fmt: skip
     return [Result("replay", fields, human, [Target("eps", ">=", 200_000),
                                              Target("ratio", ">=", 0.5)])]  # fmt: skip
 
 
 def scale_section(events: int, seed: int, emit: Callable[[Result], None],
                   sizes: Sequence[int] = SCALE_SIZES,
-                  run: Callable[..., dict[str, Any]] = scale_subprocess) -> None:  # fmt: skip
-    """One ``scale`` result per size as it is measured, then ``scale_summary``."""
+                  run: Callable[..., dict[str, Any]] = scale_subprocess,
+                  rounds: int = 2) -> None:  # fmt: skip
+    """One ``scale`` result per size, then ``scale_summary``. The sizes are measured in
+    ``rounds`` interleaved rounds (1k, 100k, 1M, 1k, ...), so that a slow spell of this
+    shared VM (+-20% over minutes) does not decide the ratio; each size keeps its fastest
+    run, and every run's figure is printed."""
+    runs: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
+    for _ in range(rounds):
+        for n in sizes:
+            pt = run(n, events, seed)
+            if pt["counted"] != pt["events"]:
+                raise RuntimeError(f"scale {n}: {pt['events']} events, {pt['counted']} counted")
+            runs[n].append(pt)
     points: dict[int, dict[str, Any]] = {}
     for n in sizes:
-        pt = points[n] = run(n, events, seed)
-        if pt["counted"] != pt["events"]:
-            raise RuntimeError(f"scale {n}: {pt['events']} events, {pt['counted']} counted")
+        pt = points[n] = max(runs[n], key=lambda r: r["eps"])
         fields = {k: pt[k] for k in SCALE_FIELDS}
         fields["rss_delta_mib"] = round(pt["rss_delta_bytes"] / 2**20, 1)
+        fields["eps_runs"] = ",".join(f"{r['eps']:.0f}" for r in runs[n])
+        each = " ".join(f"{r['eps']:,.0f}" for r in runs[n])
         human = (f"{pt['eps']:>10,.0f} ev/s ({pt['cpu_eps'] or 0:,.0f}/CPU-s) with {n:,} "
                  f"publishers ({pt['distinct_publishers']:,} distinct in {pt['events']:,} events; "
                  f"tracked {pt['tracked_publishers']:,} publishers, {pt['tracked_orders']:,} "
-                 f"orders); RSS +{fields['rss_delta_mib']:,} MiB")  # fmt: skip
+                 f"orders); RSS +{fields['rss_delta_mib']:,} MiB; best of {len(runs[n])}: "
+                 f"{each}")  # fmt: skip
         emit(Result("scale", fields, human))
     mem = scale_memory(points, sizes)
     fields = dict(mem)

@@ -107,6 +107,27 @@ def test_scale_section_lines_and_memory_per_unit():
         _fields(r.machine_line())
 
 
+def test_scale_sizes_run_in_interleaved_rounds_and_keep_their_fastest():
+    calls: list[int] = []
+    slow_spell = {1: 0.5, 5: 0.5}  # the VM slows down during the 2nd and the 6th run
+
+    def fake_run(n: int, events: int, seed: int) -> dict[str, Any]:
+        eps = (10_000.0 - n) * slow_spell.get(len(calls), 1.0)
+        calls.append(n)
+        return {"publishers": n, "events": events, "counted": events, "distinct_publishers": n,
+                "tracked_publishers": n, "tracked_orders": 1000, "eps": eps, "cpu_eps": eps,
+                "rss_delta_bytes": 200_000 + 500 * n}  # fmt: skip
+
+    got: list[bench.Result] = []
+    bench.scale_section(5000, 1, got.append, sizes=(10, 100, 1000), run=fake_run, rounds=2)
+    assert calls == [10, 100, 1000, 10, 100, 1000]
+    lines = [_fields(r.machine_line()) for r in got]
+    assert [float(f["eps"]) for f in lines[:3]] == [9990.0, 9900.0, 9000.0]
+    assert lines[1]["eps_runs"] == "4950,9900" and lines[2]["eps_runs"] == "9000,4500"
+    assert "best of 2: 4,950 9,900" in got[1].human
+    assert float(lines[3]["eps_ratio_max_vs_min"]) == round(9000 / 9990, 3)
+
+
 def test_run_bench_prints_human_lines_then_machine_lines_last():
     args = _args(events=3000, publishers=20, only="replay", seed=5)
     lines: list[str] = []
@@ -119,6 +140,12 @@ def test_run_bench_prints_human_lines_then_machine_lines_last():
     assert float(rep["ratio"]) == pytest.approx(float(rep["eps"]) / float(rep["decode_only_eps"]),
                                                 rel=0.01)  # fmt: skip
     assert rep["eps_ok"] in ("pass", "fail") and float(rep["eps_min"]) == 200_000
+    # two replay runs interleaved with three decode-only runs, the fastest of each kept
+    runs = [float(x) for x in rep["eps_runs"].split(",")]
+    assert len(runs) == 2 and float(rep["eps"]) == pytest.approx(max(runs), abs=0.5)
+    decode_runs = [float(x) for x in rep["decode_only_eps_runs"].split(",")]
+    assert len(decode_runs) == 3
+    assert float(rep["decode_only_eps"]) == pytest.approx(max(decode_runs), abs=0.5)
 
 
 def test_unknown_section_is_a_usage_error():
