@@ -5,9 +5,8 @@ and, at the end of the output, one machine line ``bench NAME key=value ...`` eac
 
 - ``replay``: events/s of ``Monitor.process`` over a simulated stream's bytes, then
   ``flush`` (one process, one thread), next to ``decode_only``: the same bytes decoded
-  with ``monitor.decode`` and counted per publisher in a dict. decode_only runs before
-  and after each of two replay runs (interleaved); the fastest run of each is kept.
-  Bytes come from the
+  with ``monitor.decode`` and counted per publisher in a dict. decode_only runs before,
+  between and after two replay runs; the fastest run of each is kept. Bytes come from the
   realistic simulator (``monitor.simulate``), generated before the clock starts and kept
   out of the garbage collector's sight while it runs (``_input_frozen``).
 - ``scale``: the same through a fresh subprocess per size (1k, 100k, 1M publishers, the
