@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from monitor.runtime import tune_gc
+
 if TYPE_CHECKING:  # the core is imported where it runs: ``ordermon --help`` stays light
     from monitor.pipeline import MonitorParams
 
@@ -565,8 +567,6 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("run", help="the same as ordermon bench")
     add_arguments(b)
     a = ap.parse_args(argv)
-    from monitor.runtime import tune_gc
-
     tune_gc()  # as every ordermon process (``ordermon bench`` itself included)
     if a.cmd == "_scale":
         print(json.dumps(measure_scale(read_lines_compact(sys.stdin.buffer))))

@@ -8,6 +8,7 @@ import sys
 from typing import IO
 
 from monitor.config import ConfigError
+from monitor.runtime import tune_gc
 
 
 def _open_out(path: str | None) -> IO[bytes]:
@@ -230,8 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from monitor.runtime import tune_gc
-
         tune_gc()
         return int(args.func(args) or 0)
     except ConfigError as exc:

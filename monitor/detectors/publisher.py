@@ -438,11 +438,8 @@ class PublisherSpike:
         self.plat_windows += 1
         explained_pubs = ctx.explained
         win, self._window = self._window, None
-        if win is None or win.pubs is not ctx.acc.pubs:  # not scored here: test what was
-            win = self._rows_of(ctx.acc.pubs)
-            win.tested = [i for i, (pub, vec) in enumerate(ctx.acc.pubs.items())
-                          if vec[TOTAL] or pub in results]  # fmt: skip
-            win.new = [i for i, b in enumerate(win.offs) if b < 0]
+        if win is None or win.pubs is not ctx.acc.pubs:
+            raise RuntimeError("publisher_spike: learn() needs score() of the same window first")
         keys, vecs, offs = win.keys, win.vecs, win.offs
         add, fresh = self._add, _fresh_row(w)
         for i in win.new:  # new publishers: rows first

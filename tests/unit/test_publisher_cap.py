@@ -160,3 +160,17 @@ def test_per_publisher_state_gives_the_garbage_collector_nothing_to_walk():
     # the row stores are flat arrays, not one object per publisher
     assert len(det.data) >= 26 * len(det.state)
     assert len(lc.publishers.refs) >= len(lc.publishers)
+
+
+def test_learn_uses_the_rows_score_looked_up_and_refuses_a_window_it_did_not_score():
+    det = PublisherSpike(PublisherParams(max_publishers=100))
+    feed(det, 1, {"a": 2, "b": 1})
+    scored, other = window(2, {"a": 1, "c": 3}), window(2, {"a": 1, "c": 3})
+    det.score(scored)
+    with pytest.raises(RuntimeError, match="learn\\(\\) needs score\\(\\) of the same window"):
+        det.learn(other, [])
+    det.score(scored)
+    det.learn(scored, [])
+    assert list(det.state) == ["a", "b", "c"]
+    with pytest.raises(RuntimeError, match="needs score"):  # one learn per score
+        det.learn(scored, [])

@@ -47,8 +47,9 @@ def test_ordermon_applies_it_and_reports_a_bad_value_as_configuration(tmp_path):
     )
     empty = tmp_path / "empty.jsonl"
     empty.write_bytes(b"")
+    unset = {k: v for k, v in os.environ.items() if k != "ORDERMON_GC_THRESHOLD"}
     ok = subprocess.run([sys.executable, "-c", code, "replay", "--quiet", str(empty)],
-                        capture_output=True, text=True, check=False)  # fmt: skip
+                        capture_output=True, text=True, check=False, env=unset)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip().splitlines()[-1] == str(GC_THRESHOLD)
     env = {**os.environ, "ORDERMON_GC_THRESHOLD": "lots"}
