@@ -497,6 +497,24 @@ class SeasonalDetector:
         self._advance()
         return True
 
+    def hold(self, x: float) -> None:
+        """Step over ``x``, a point the caller knows is an incident: the level, trend and
+        scale hold, as over a gap. Once the daily profile exists it learns ``x`` clipped to
+        ``clip_z``, as for a point the detector flags itself, so a pattern that recurs at
+        the same time every day is learned in the end, never frozen out (a gap there would
+        leave the profile as it was, and the pattern flagged again every day)."""
+        x = self._in(x)
+        if self.season is None or self.n == 0:
+            self.trend = 0.0
+            self.skip(1)
+            return
+        mu, z, _, _ = self._z(x)
+        self.trend = 0.0
+        az, c = (z if z >= 0.0 else -z), self.clip_z
+        if az > 0.0:
+            self._learn_season(mu + (x - mu) * (c / az) if az > c else x)
+        self._advance()
+
     # -- time ----------------------------------------------------------------------------
     def skip(self, steps: int) -> None:
         """Advance over ``steps`` missing observations (gaps keep the seasonal phase)."""

@@ -75,8 +75,9 @@ class GuardedSeries:
     """A seasonal series that does not learn flagged points, for a bounded time.
 
     The caller knows better than the series when a point is an incident (a broad spike, a
-    promotion's surge): while flagged, the series treats the window as missing with its
-    first-day trend stopped (its phase advances, its level holds), so the incident does
+    promotion's surge): while flagged, the series holds (``SeasonalDetector.hold``: its
+    phase advances, its level, trend and scale stay; the daily profile learns the point
+    clipped, so a pattern that recurs every day is not frozen out), so the incident does
     not become the baseline; after ``accept_after`` flagged windows in a row the shift is
     accepted as the new normal. (Learning its own forecast instead would keep a trend
     running: a small platform's noisy day-1 trend then walked the forecast away.)
@@ -90,8 +91,7 @@ class GuardedSeries:
     def learn(self, x: float, flagged: bool) -> None:
         if flagged and self.flagged_run < self.accept_after and self.series.warm:
             self.flagged_run += 1
-            self.series.trend = 0.0
-            self.series.skip(1)
+            self.series.hold(x)
             return
         self.flagged_run = self.flagged_run + 1 if flagged else 0
         self.series.learn_one(x, anomalous=False if flagged else None)

@@ -299,3 +299,25 @@ def parse_iso(epoch: int) -> str:
 )
 def test_parse_timestamp(text, epoch):
     assert parse_timestamp(text) == pytest.approx(epoch)
+
+
+def test_guarded_series_learns_a_daily_pattern_its_caller_flags_every_day():
+    """A rise at the same time every day that the caller flags (a platform alert on a
+    daily refund run) is held out of the level but reaches the daily profile, clipped:
+    the forecast there climbs day by day instead of staying frozen at the first day's."""
+    from monitor.detectors.base import GuardedSeries
+
+    rng = random.Random(3)
+    guard = GuardedSeries(SeasonalDetector(24, counts=True))
+    peak_fc = []
+    for day in range(12):
+        for phase in range(24):
+            series = guard.series
+            fc = series.score_one(100).expected
+            peak = day >= 2 and phase == 10
+            if peak:
+                peak_fc.append(fc)
+            x = rng.gauss(300 if peak else 100, 10)
+            guard.learn(x, flagged=peak)
+    assert peak_fc[-1] > 1.5 * peak_fc[0], peak_fc  # the profile learns it
+    assert guard.series.score_one(100).expected < 130  # other hours are not raised
