@@ -253,6 +253,7 @@ class PlatformSpike:
         # ~15-minute EW sums (less variable than a Poisson count of the same mean, so its
         # Poisson tail is conservative). A forecast that is merely off scales every reason
         # alike; a glitch floods one: this path needs the carrying reason's share doubled.
+        ew_fired = False
         if ew_e > 0 and not firing and not relabel:
             ew_ratio = ew[TOTAL] / ew_e
             ew_s_total = nb_upper_score(ew[TOTAL], ew_e)
@@ -267,9 +268,13 @@ class PlatformSpike:
                 and broad
             )
             s = max(s, ew_s_dom) if firing else s
+            ew_fired = firing
         sustain = ratio >= p.sustain_ratio and s >= 2.0 and broad and not relabel
         if firing or sustain:
-            findings.append(self._spike(ctx, x, e, s, ratio, mix, dom, spread_total, firing))
+            ew_sums = (ew[TOTAL], ew_e) if ew_fired else None
+            findings.append(
+                self._spike(ctx, x, e, s, ratio, mix, dom, spread_total, firing, ew_sums)
+            )
             return findings
         # a mix that shifts while the raw total rises is a promotion (more fast cancels) or
         # a spike, not a relabelling: reason_shift is for totals that stay put
@@ -287,20 +292,31 @@ class PlatformSpike:
             findings.append(shift)
         return findings
 
-    def _spike(self, ctx, x, e, s, ratio, mix, dom, spread, firing) -> Finding:
+    def _spike(self, ctx, x, e, s, ratio, mix, dom, spread, firing, ew_sums=None) -> Finding:
+        """``ew_sums`` (observed, expected): it fired on the ~15-minute sums, whose figures
+        are then the evidence (the window's own may be below the thresholds)."""
         p = self.p
         reason = REASONS[dom].value
         total_excess, n, top1, _, parts = spread
+        minutes = ctx.acc.width // 60
+        if ew_sums is None:
+            test, obs, exp = "window", x, e
+            what = f"{x} in {minutes} min"
+        else:
+            test, (obs, exp) = "sustained", ew_sums
+            what = f"about {obs:.0f} over the last ~{minutes * 3} min (weighted)"
         summary = (
-            f"Platform-wide rise in invalidations: {x} in {ctx.acc.width // 60} min where "
-            f"{e:.0f} were expected ({ratio:.1f}x), spread over {n} publishers, "
-            f"mostly `{reason}`."
+            f"Platform-wide rise in invalidations: {what} where {exp:.0f} were expected "
+            f"({obs / exp:.1f}x), spread over {n} publishers, mostly `{reason}`."
         )
         evidence = {
-            "observed": x,
-            "expected": round(e, 1),
+            "test": test,
+            "observed": round(obs, 1),
+            "expected": round(exp, 1),
             "score": round(s, 2),
-            "ratio": round(ratio, 2),
+            "ratio": round(obs / exp, 2),
+            "window_observed": x,
+            "window_expected": round(e, 1),
             "thresholds": {
                 "score": p.spike_score,
                 "min_ratio": p.spike_min_ratio,
