@@ -38,6 +38,7 @@ class OpenAlert:
     quiet: int = 0
     suppressed: list[str] = field(default_factory=list)
     headline: str = ""  # summary of the latest *firing* finding: what the resolve refers to
+    fired: Finding | None = None  # that finding: the resolve's reason and evidence
 
 
 class AlertBook:
@@ -61,14 +62,14 @@ class AlertBook:
                 if f.firing and f.score > cur.peak_score:
                     cur.peak_score = f.score
                 if f.firing:
-                    cur.headline = f.summary
+                    cur.headline, cur.fired = f.summary, f
                 cur.last = f
                 continue
             if not f.firing:
                 continue
             aid = alert_id(f.kind.value, f.scope, start)
             cur = OpenAlert(aid, f.kind, f.scope, start, end, f.severity, f.score, f)
-            cur.headline = f.summary
+            cur.headline, cur.fired = f.summary, f
             self.open[key] = cur
             out.append(self._record(cur, f, AlertStatus.FIRING, start, end, detected_at))
         for key, cur in list(self.open.items()):
@@ -77,10 +78,12 @@ class AlertBook:
             cur.quiet += 1
             if cur.quiet >= self.resolve_after:
                 del self.open[key]
+                # the resolve says what it resolves: the reason and evidence of the last
+                # firing window (its headline), not of the quiet window that sustained last
                 out.append(
                     self._record(
                         cur,
-                        cur.last,
+                        cur.fired or cur.last,
                         AlertStatus.RESOLVED,
                         cur.first_start,
                         cur.last_end,
@@ -140,6 +143,7 @@ class AlertBook:
                     "quiet": a.quiet,
                     "headline": a.headline,
                     "last": msgspec.to_builtins(_finding_dict(a.last)),
+                    "fired": msgspec.to_builtins(_finding_dict(a.fired)) if a.fired else None,
                 }
                 for a in self.open.values()
             ]
@@ -148,19 +152,7 @@ class AlertBook:
     def restore(self, snap: dict[str, Any]) -> None:
         self.open = {}
         for d in snap["open"]:
-            f = d["last"]
-            last = Finding(
-                Kind(f["kind"]),
-                f["scope"],
-                f["firing"],
-                f["sustain"],
-                f["score"],
-                Severity(f["severity"]),
-                f["summary"],
-                f["reason"],
-                f["evidence"],
-                tuple(f["channels"]),
-            )
+            last = _finding_from(d["last"])
             a = OpenAlert(
                 d["alert_id"],
                 Kind(d["kind"]),
@@ -173,8 +165,24 @@ class AlertBook:
                 d["windows"],
                 d["quiet"],
                 headline=d.get("headline", ""),
+                fired=_finding_from(d["fired"]) if d.get("fired") else None,  # absent before
             )
             self.open[(a.kind.value, a.scope)] = a
+
+
+def _finding_from(f: dict[str, Any]) -> Finding:
+    return Finding(
+        Kind(f["kind"]),
+        f["scope"],
+        f["firing"],
+        f["sustain"],
+        f["score"],
+        Severity(f["severity"]),
+        f["summary"],
+        f["reason"],
+        f["evidence"],
+        tuple(f["channels"]),
+    )
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:

@@ -73,8 +73,24 @@ def test_resolved_summary_names_what_fired_not_the_last_sustaining_window():
     out = book.update(600, 900, 1020, [])
     assert out[0].status == "resolved"
     assert out[0].summary == "Resolved after 10 min: Publisher pub-1: 30 invalidations"
+    # the reason and evidence of the resolve are those of the firing window its summary
+    # names (the quiet window had no reason and 3 observed)
+    assert out[0].reason == "fraud"
+    assert out[0].evidence["observed"] == 30
     restored = AlertBook()
     book2 = AlertBook(resolve_after_windows=1)
     book2.update(0, 300, 420, [finding()])
     restored.restore(book2.snapshot())
     assert next(iter(restored.open.values())).headline == "Publisher pub-1: 30 invalidations"
+
+
+def test_resolved_reason_and_evidence_survive_a_snapshot():
+    book = AlertBook(resolve_after_windows=1)
+    book.update(0, 300, 420, [finding()])
+    quiet = Finding(Kind.PUBLISHER_SPIKE, "pub-1", False, True, 3.0, Severity.WARNING,
+                    "Publisher pub-1: invalidations still elevated.", None, {"observed": 3})
+    book.update(300, 600, 720, [quiet])
+    restored = AlertBook(resolve_after_windows=1)
+    restored.restore(book.snapshot())
+    (out,) = restored.update(600, 900, 1020, [])
+    assert (out.status, out.reason, out.evidence["observed"]) == ("resolved", "fraud", 30)
