@@ -90,3 +90,8 @@ def test_platform_glitch_fires_once_and_lists_the_publishers_it_explains():
     assert [a.kind for a in got] == ["platform_spike"], [(a.kind, a.publisher_id) for a in got]
     assert got[0].reason == "data_anomaly"
     assert got[0].evidence["publishers_with_excess"] >= 20
+    # the evidence is what the firing test compared: past its own printed thresholds
+    ev = got[0].evidence
+    assert ev["test"] in ("window", "sustained")
+    assert ev["ratio"] >= ev["thresholds"]["min_ratio"]
+    assert ev["observed"] - ev["expected"] >= ev["thresholds"]["min_excess"]
