@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import os
 import re
 import tomllib
@@ -61,9 +62,43 @@ def _coerce(name: str, current: Any, value: Any) -> Any:
         return tuple(float(v) for v in value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{name}: expected {kind.__name__}, got {type(value).__name__}")
-    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-        raise ConfigError(f"{name}: must not be negative, got {value}")
     return value
+
+
+# settings a zero (or a share outside 0..1) makes meaningless: a division, a half-life, a
+# dispersion; or a probability, a rate, a share. Checked by key in every section.
+_POSITIVE = {"window_s", "dispersion", "dispersion_cap", "resolve_after_windows",
+             "max_event_bytes", "prior_strength"}  # fmt: skip
+_SHARE = {"family_alpha", "background", "max_top_share", "max_top3_share"}  # (0, 1]
+_FRACTION = {"min_rate", "shift_min_tvd", "min_drop"}  # [0, 1]
+
+
+def _check_range(name: str, key: str, value: Any) -> None:
+    """Ranges no configuration may leave, whatever the section: a clear error instead of a
+    ZeroDivisionError later, or a detector silently switched off (``nan`` compares false
+    with every threshold)."""
+    if isinstance(value, tuple):
+        if not all(math.isfinite(v) and v >= 0 for v in value):
+            raise ConfigError(f"{name}: must be finite, non-negative numbers, got {list(value)}")
+        if key == "prior_mix" and (len(value) != 6 or not sum(value) > 0):
+            raise ConfigError(
+                f"{name}: must be 6 non-negative weights (one per reason, in the contract's "
+                f"order) with a positive sum, got {list(value)}"
+            )
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}: must be a finite number, got {value}")
+    if value < 0:  # no setting is meaningful below 0 (the TOML and env paths alike)
+        raise ConfigError(f"{name}: must not be negative, got {value}")
+    positive = key in _POSITIVE or key.endswith(("halflife_windows", "period_windows"))
+    if positive and not value > 0:
+        raise ConfigError(f"{name}: must be greater than 0, got {value}")
+    if key in _SHARE and not 0 < value <= 1:
+        raise ConfigError(f"{name}: must be a share in (0, 1], got {value}")
+    if key in _FRACTION and not 0 <= value <= 1:
+        raise ConfigError(f"{name}: must be a share in [0, 1], got {value}")
 
 
 def _apply(obj: Any, values: Mapping[str, Any], where: str) -> Any:
@@ -73,6 +108,7 @@ def _apply(obj: Any, values: Mapping[str, Any], where: str) -> Any:
         if key not in names or key in _NESTED:
             raise ConfigError(f"unknown setting {where}.{key}")
         changes[key] = _coerce(f"{where}.{key}", getattr(obj, key), value)
+        _check_range(f"{where}.{key}", key, changes[key])
     try:  # a dataclass's own range checks (__post_init__) become configuration errors
         return dataclasses.replace(obj, **changes) if changes else obj
     except ValueError as exc:

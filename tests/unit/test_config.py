@@ -33,6 +33,16 @@ def test_rendered_config_loads_back_unchanged(tmp_path):
         ("[nope]\n", "unknown config section"),
         ("[quality.nope]\nmin_rate = 1\n", "unknown section quality.nope"),
         ("[monitor\n", "not valid TOML"),
+        # found by an outside review: each crashed later or silently changed behaviour
+        ("[publisher]\nmin_excess = -5\n", "publisher.min_excess: must not be negative"),
+        ("[monitor]\nwindow_s = 0\n", "monitor.window_s: must be greater than 0"),
+        ("[publisher]\nhalflife_windows = 0\n", "halflife_windows: must be greater than 0"),
+        ("[platform]\ndispersion = 0\n", "platform.dispersion: must be greater than 0"),
+        ("[platform]\nprior_mix = [1, 2]\n", "prior_mix: must be 6 non-negative weights"),
+        ("[publisher]\nfamily_alpha = 7\n", "family_alpha: must be a share in"),
+        ("[quality.malformed_events]\nbackground = 2\n", "background: must be a share"),
+        ("[monitor]\nresolve_after_windows = 0\n", "resolve_after_windows: must be greater"),
+        ("[platform]\nspike_score = nan\n", "spike_score: must be a finite number"),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
@@ -40,3 +50,16 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
     cfg.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_params(str(cfg), env={})
+
+
+@pytest.mark.parametrize(
+    "var, value, message",
+    [
+        ("ORDERMON_PLATFORM_SPIKE_SCORE", "nan", "platform.spike_score: must be a finite"),
+        ("ORDERMON_PUBLISHER_MIN_RATIO", "inf", "publisher.min_ratio: must be a finite"),
+        ("ORDERMON_PUBLISHER_MIN_EXCESS", "-5", "publisher.min_excess: must not be negative"),
+    ],
+)
+def test_bad_environment_value_is_a_clear_error(var, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_params(None, env={var: value})
