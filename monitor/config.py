@@ -14,6 +14,7 @@ lifecycle_violation, clock_skew. Environment: ``ORDERMON_<SECTION>_<KEY>``, e.g.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 import os
@@ -132,7 +133,24 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             if rest.startswith(prefix + "_"):
                 out.setdefault(sections[prefix], {})[rest[len(prefix) + 1 :].lower()] = value
                 break
+        else:
+            _refuse_misspelt_section(var, rest, sections)
     return out
+
+
+def _refuse_misspelt_section(var: str, rest: str, sections: Mapping[str, str]) -> None:
+    """An ``ORDERMON_*`` variable of no detector section is someone else's (the stream
+    service's, the receivers', the supervisor's) unless its section part is one letter
+    or two off a detector section's: then it is a typo that would be ignored, an error."""
+    parts = rest.split("_")
+    ratio, head, section = max(
+        (difflib.SequenceMatcher(None, "_".join(parts[:n]), sec).ratio(), n, sec)
+        for n in range(1, min(4, len(parts)))
+        for sec in sections
+    ) if len(parts) > 1 else (0.0, 0, "")  # fmt: skip
+    if ratio >= 0.8:
+        raise ConfigError(f"{var}: unknown section {'_'.join(parts[:head])!r} (did you mean "
+                          f"ORDERMON_{section}_{'_'.join(parts[head:])}?)")  # fmt: skip
 
 
 def load_params(path: str | None = None, env: Mapping[str, str] | None = None) -> MonitorParams:

@@ -63,3 +63,19 @@ def test_bad_config_is_a_clear_error(tmp_path, text, message):
 def test_bad_environment_value_is_a_clear_error(var, value, message):
     with pytest.raises(ConfigError, match=message):
         load_params(None, env={var: value})
+
+
+def test_misspelt_environment_section_is_an_error_and_other_variables_are_left_alone():
+    with pytest.raises(ConfigError, match="did you mean ORDERMON_PUBLISHER_MIN_EXCESS"):
+        load_params(None, env={"ORDERMON_PUBLSHER_MIN_EXCESS": "8"})
+    with pytest.raises(ConfigError, match="ORDERMON_QUALITY_CLOCK_SKEW_MIN_RATE"):
+        load_params(None, env={"ORDERMON_QUALITY_CLOCK_SKEE_MIN_RATE": "0.1"})
+    others = {  # the stream service's, the receivers', the supervisor's, the runtime's
+        "ORDERMON_STREAM_BROKER": "x", "ORDERMON_ALERTS_OUTBOX": "x",
+        "ORDERMON_WEBHOOK_URL": "x", "ORDERMON_SLACK_WEBHOOK_URL": "x",
+        "ORDERMON_WEBHOOK_SECRET": "x", "ORDERMON_ALERTMANAGER_URL": "x",
+        "ORDERMON_GC_THRESHOLD": "0", "ORDERMON_MALLOC_MMAP_THRESHOLD": "1",
+        "ORDERMON_TRACEMALLOC": "1", "ORDERMON_RESTARTS": "1", "ORDERMON_RESTART_REASON": "x",
+        "ORDERMON_FRESH_SINCE": "1",
+    }  # fmt: skip
+    assert load_params(None, env=others) == load_params(None, env={})
