@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
+
+import msgspec
 
 from monitor.config import ConfigError
 from monitor.runtime import tune_gc
@@ -68,7 +72,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from monitor.evaluate import default_events_path, evaluate, format_report
 
     events = args.events or default_events_path(args.incidents)
-    report = evaluate(args.incidents, args.alerts, events, grace_s=args.grace_minutes * 60)
+    try:
+        report = evaluate(args.incidents, args.alerts, events, grace_s=args.grace_minutes * 60)
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError,
+            ValueError) as exc:  # fmt: skip
+        what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        print(f"ordermon evaluate: --incidents {args.incidents} / --alerts {args.alerts} "
+              f"are not an incidents.json and an alerts JSONL file: {what}",
+              file=sys.stderr)  # fmt: skip
+        return 2
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -148,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="write a realistic labelled event stream")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True, help="directory for events.jsonl + incidents.json")
-    p.add_argument("--publishers", type=int, default=3000)
-    p.add_argument("--days", type=float, default=3.0)
+    p.add_argument("--publishers", type=_positive(int), default=3000)
+    p.add_argument("--days", type=_positive(float), default=3.0)
     p.add_argument("--no-incidents", action="store_true")
     p.set_defaults(func=cmd_simulate)
 
@@ -228,6 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _positive(kind: type) -> Callable[[str], Any]:
+    """An argparse type: a finite number greater than 0 (else a usage error, exit 2)."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -235,6 +263,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"ordermon: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.filename is None:  # not a path given on the command line: a real failure
+            raise
+        # a path on the command line that cannot be opened or created (a missing
+        # directory, a directory given for a file, an existing --out): a usage error
+        print(f"ordermon: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

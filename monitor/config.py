@@ -162,7 +162,7 @@ def load_params(path: str | None = None, env: Mapping[str, str] | None = None) -
                 doc = tomllib.load(fh)
         except OSError as exc:
             raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
     layers: list[dict[str, Any]] = [doc]
     env_doc = _env_overrides(os.environ if env is None else env)

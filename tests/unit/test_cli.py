@@ -142,3 +142,29 @@ def test_config_show_never_prints_delivery_secrets():
     assert "[[alerts.receivers]]" in text and "<redacted>" in text
     assert "very-secret-token" not in text and "hmac-secret-value" not in text
     assert "example.test" not in text
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [  # each was a traceback (exit 1) before an outside review
+        (["replay", "{tiny}", "--out", "{tmp}/missing/a.jsonl"], "No such file or directory"),
+        (["replay", "{tiny}", "--out", "{tmp}"], "Is a directory"),
+        (["replay", "{tiny}", "--rejects", "{tmp}/missing/r.jsonl"], "No such file"),
+        (["replay", "{tiny}", "--config", "{garbage}"], "is not valid TOML"),
+        (["evaluate", "--incidents", "{garbage}", "--alerts", "{tiny}"], "are not an incidents"),
+        (["evaluate", "--incidents", "{tmp}/nope.json", "--alerts", "{tiny}"], "No such file"),
+        (["simulate", "--seed", "1", "--out", "{tmp}/s", "--publishers", "0"], "greater than 0"),
+        (["simulate", "--seed", "1", "--out", "{tmp}/s", "--days", "nan"], "greater than 0"),
+        (["simulate", "--seed", "1", "--out", "{tiny}", "--days", "0.01"], "File exists"),
+    ],
+)
+def test_bad_paths_and_arguments_are_usage_errors_not_tracebacks(tmp_path, args, message):
+    tiny = tmp_path / "tiny.jsonl"
+    tiny.write_bytes(b"{}\n")
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(bytes(range(128, 256)))
+    subs = {"tiny": str(tiny), "tmp": str(tmp_path), "garbage": str(garbage)}
+    res = run(*(a.format(**subs) for a in args))
+    err = res.stderr.decode()
+    assert res.returncode == 2, err
+    assert message in err and "Traceback" not in err, err
