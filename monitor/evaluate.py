@@ -224,7 +224,19 @@ def score(incidents: list[Incident], alerts: list[AlertSpan], grace_s: float) ->
     f1 = None
     if precision is not None and recall is not None:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    per_platform = [sum(a.overlaps(p.start, p.end + grace_s) for a in alerts) for p in platform]
+    # the alerts one platform incident raised: its own kind's and publisher alerts during
+    # it that no other incident explains (a concurrent fraud burst elsewhere, a duplicate
+    # storm of the feed, are their own incidents, not part of this one's storm)
+    def raised_by(a: AlertSpan, p: Incident) -> bool:
+        if not a.overlaps(p.start, p.end + grace_s):
+            return False
+        if a.kind == p.alert_kind:
+            return True
+        return a.category == Category.PUBLISHER and not any(
+            _matches(a, i, grace_s) for i in real if i is not p
+        )
+
+    per_platform = [sum(raised_by(a, p) for a in alerts) for p in platform]
     all_delays = [d for ds in delays.values() for d in ds]
     false_by_kind: dict[str, int] = {}
     for a in false:

@@ -246,6 +246,28 @@ def test_publisher_alerts_during_platform_incident_are_counted_apart(tmp_path: P
     assert r["by_kind"]["platform_glitch"]["median_delay_s"] == 600.0
 
 
+def test_alerts_of_other_incidents_are_not_part_of_a_platform_incidents_storm(
+    tmp_path: Path,
+) -> None:
+    """A concurrent fraud burst and a malformed burst of the feed raise their own alerts
+    during a platform glitch; the glitch itself raised one (found by an outside review:
+    every overlapping alert was counted)."""
+    incidents = [
+        incident("inc-7", "platform_glitch", at("12:00"), at("13:00")),
+        incident("inc-8", "fraud_burst", at("12:10"), at("12:40"), publisher_id="pub-9"),
+        incident("inc-9", "malformed_burst", at("12:15"), at("12:30")),
+    ]
+    alerts = [
+        alert("p", "platform_spike", at("12:10")),
+        alert("f", "publisher_spike", at("12:20"), "pub-9"),
+        alert("m", "malformed_events", at("12:20")),
+        alert("x", "publisher_spike", at("12:25"), "pub-1"),  # unexplained: part of it
+    ]
+    o = run(tmp_path, incidents, alerts)["overall"]
+    assert o["true_alerts"] == 3 and o["recall"] == 1.0
+    assert o["alerts_per_platform_incident_max"] == 2
+
+
 def test_trap_is_alerted_by_false_alert_in_its_scope(tmp_path: Path) -> None:
     incidents = [
         incident("trap-001", "promotion", at("08:00"), at("10:00")),
