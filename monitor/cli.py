@@ -264,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ordermon: configuration error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # (an OSError: before the clause below)
+        return 0
     except OSError as exc:
         if exc.filename is None:  # not a path given on the command line: a real failure
             raise
@@ -271,8 +273,6 @@ def main(argv: list[str] | None = None) -> int:
         # directory, a directory given for a file, an existing --out): a usage error
         print(f"ordermon: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
     except KeyboardInterrupt:
         return 130
 

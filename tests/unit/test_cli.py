@@ -168,3 +168,17 @@ def test_bad_paths_and_arguments_are_usage_errors_not_tracebacks(tmp_path, args,
     err = res.stderr.decode()
     assert res.returncode == 2, err
     assert message in err and "Traceback" not in err, err
+
+
+def test_a_closed_output_pipe_ends_the_command_quietly(sim):
+    """``ordermon replay ... | head``: the reader going away is no error (the pipe's read
+    end is closed before the command starts, so its first write fails, every time)."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        res = subprocess.run([*ORDERMON, "replay", str(sim / "events.jsonl"), "--quiet"],
+                             stdout=w, stderr=subprocess.PIPE, timeout=300)  # fmt: skip
+    finally:
+        os.close(w)
+    assert res.returncode == 0, res.stderr.decode()
+    assert b"Traceback" not in res.stderr
