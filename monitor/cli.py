@@ -47,7 +47,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not args.quiet:
         sys.stderr.write(format_summary(mon, summary))
     n_rej = sum(mon.rejected.values())
-    if n_rej and not args.rejects:
+    if n_rej and not args.rejects and not args.quiet:
         print(f"  note: {n_rej} rejected lines; pass --rejects FILE to keep them", file=sys.stderr)
     if notify is not None:
         return notify(summary.alerts)

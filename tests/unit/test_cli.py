@@ -182,3 +182,10 @@ def test_a_closed_output_pipe_ends_the_command_quietly(sim):
         os.close(w)
     assert res.returncode == 0, res.stderr.decode()
     assert b"Traceback" not in res.stderr
+
+
+def test_quiet_replay_prints_nothing_on_stderr(sim):
+    """--quiet means no summary and no notes (the rejects note too), only the alerts."""
+    res = run("replay", str(sim / "events.jsonl"), "--quiet")
+    assert res.returncode == 0 and res.stdout
+    assert res.stderr == b"", res.stderr.decode()
