@@ -307,7 +307,7 @@ class PlatformSpike:
             what = f"about {obs:.0f} over the last ~{minutes * 3} min (weighted)"
         summary = (
             f"Platform-wide rise in invalidations: {what} where {exp:.0f} were expected "
-            f"({obs / exp:.1f}x), spread over {n} publishers, mostly `{reason}`."
+            f"({obs / exp:.1f}x), spread over {n} publishers; the largest rise is in `{reason}`."
         )
         evidence = {
             "test": test,

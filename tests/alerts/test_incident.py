@@ -18,7 +18,7 @@ def incident() -> tuple:
     platform = make_alert(
         "platform_spike", None, start=T0, severity="critical",
         summary="Platform-wide rise in invalidations: 2,140 in 5 min where 310 were expected "
-        "(6.9x), spread over 200 publishers, mostly `data_anomaly`.",
+        "(6.9x), spread over 200 publishers; the largest rise is in `data_anomaly`.",
         evidence={"observed": 2140, "expected": 310.2, "ratio": 6.9, "score": 412.0,
                   "thresholds": {"score": 6.0}, "publishers_with_excess": N,
                   "affected_publishers": pubs[:50], "affected_publisher_count": N,
