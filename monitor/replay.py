@@ -38,12 +38,21 @@ def open_events(path: str) -> BinaryIO:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def iter_lines(stream: BinaryIO, path: str) -> Iterator[bytes]:
+    """The lines of a file without their line ends; a UTF-8 byte-order mark at the start of
+    the file (a Windows editor's) is dropped, as RFC 8259 allows a JSON reader to."""
+    n = 0
     try:
         for line in stream:
+            if n == 0 and line.startswith(_BOM):
+                line = line[len(_BOM) :]
+            n += 1
             yield line.rstrip(b"\r\n")
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from exc
+        raise InputError(f"cannot read {path} after line {n}: {exc}") from exc
 
 
 def rejection_record(line_no: int, raw: bytes, rej: Rejection) -> bytes:

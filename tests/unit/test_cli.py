@@ -189,3 +189,18 @@ def test_quiet_replay_prints_nothing_on_stderr(sim):
     res = run("replay", str(sim / "events.jsonl"), "--quiet")
     assert res.returncode == 0 and res.stdout
     assert res.stderr == b"", res.stderr.decode()
+
+
+def test_a_byte_order_mark_is_dropped_and_a_truncated_gzip_names_the_last_line(sim, tmp_path):
+    lines = (sim / "events.jsonl").read_bytes().splitlines(keepends=True)[:2000]
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + b"".join(lines))
+    res = run("replay", str(bom), "--rejects", str(tmp_path / "r.jsonl"))
+    assert res.returncode == 0
+    rejected = [json.loads(x) for x in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert all(r["line"] != 1 for r in rejected), rejected[:1]  # the first line is an event
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(gzip.compress(b"".join(lines))[:-400])
+    res = run("replay", str(cut), "--quiet")
+    assert res.returncode == 2
+    assert b"cannot read" in res.stderr and b"after line " in res.stderr, res.stderr
