@@ -371,11 +371,14 @@ def check_dashboard_template(template: str) -> None:
     check_url(template, "alerts.dashboard_url")
 
 
+def _q(v: str) -> str:
+    """A TOML basic string."""
+    return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def render(cfg: AlertsConfig) -> str:
     """The effective ``[alerts]`` configuration, secrets redacted (for ``config show``)."""
-
-    def q(v: str) -> str:
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    q = _q
 
     d = cfg.delivery
     out = ["[alerts]", f"outbox = {q(cfg.outbox)}"]
@@ -397,7 +400,23 @@ def render(cfg: AlertsConfig) -> str:
     out += ["", "# routes (receiver <- match; group_by, group_wait/interval, repeat_interval)"]
     out += [f"# {line}" for line in cfg.route.describe()]
     for rule in cfg.inhibit_rules:
+        # as TOML that loads back as the same rule (a comment alone loaded back as an
+        # empty rule: every alert inhibiting every other)
         out += ["", "[[alerts.inhibit_rules]]", f"# {rule.source} inhibits {rule.target}"
                 f"{' in the same windows' if rule.same_window else ''}"
-                f"{' with equal ' + ','.join(rule.equal) if rule.equal else ''}"]  # fmt: skip
+                f"{' with equal ' + ','.join(rule.equal) if rule.equal else ''}",
+                f"source = {_toml_matcher(rule.source)}",
+                f"target = {_toml_matcher(rule.target)}",
+                f"equal = [{', '.join(q(x) for x in rule.equal)}]",
+                f"same_window = {'true' if rule.same_window else 'false'}"]  # fmt: skip
     return "\n".join(out) + "\n"
+
+
+def _toml_matcher(m: Matcher) -> str:
+    """An equality matcher as a TOML inline table (inhibit rules have no regexes)."""
+
+    def val(vs: frozenset[str]) -> str:
+        items = sorted(vs)
+        return _q(items[0]) if len(items) == 1 else "[" + ", ".join(map(_q, items)) + "]"
+
+    return "{" + ", ".join(f"{k} = {val(vs)}" for k, vs in m.eq) + "}"

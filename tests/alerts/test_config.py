@@ -139,3 +139,24 @@ def test_load_reads_the_same_file_as_the_monitor(tmp_path):
     assert [r.name for r in load_alerts_config(str(f), env={}).receivers] == ["c"]
     with pytest.raises(ConfigError, match="cannot read config"):
         load_alerts_config(str(tmp_path / "missing.toml"), env={})
+
+
+def test_rendered_inhibit_rules_load_back_as_the_same_rules(tmp_path):
+    """`config show` wrote inhibit rules as a comment under an empty table, which loaded
+    back as an empty rule: every alert inhibiting every other."""
+    from alerts.config import DEFAULT_INHIBIT, load_alerts_config, render
+
+    custom = tmp_path / "custom.toml"
+    custom.write_text(
+        "[[alerts.inhibit_rules]]\n"
+        'source = { kind = "stream_stall" }\n'
+        'target = { category = ["publisher", "platform"] }\n'
+        'equal = ["kind"]\n'
+        "same_window = false\n"
+    )
+    for path in (None, str(custom)):
+        cfg = load_alerts_config(path, env={})
+        again = tmp_path / "again.toml"
+        again.write_text(render(cfg))
+        assert load_alerts_config(str(again), env={}).inhibit_rules == cfg.inhibit_rules
+    assert load_alerts_config(None, env={}).inhibit_rules == DEFAULT_INHIBIT
