@@ -95,14 +95,17 @@ def cmd_detect_series(args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
-    from monitor.config import load_params, render
+    from monitor.config import load_params, render, render_section
 
     text = render(load_params(args.config))
     from alerts.config import load_alerts_config
     from alerts.config import render as render_alerts
+    from streams.settings import load_stream_settings
 
-    # delivery settings too, every secret (webhook URL, HMAC key) shown only by its source
-    print(text + "\n" + render_alerts(load_alerts_config(args.config)))
+    # the stream service's settings (checked as `ordermon run` checks them), and delivery
+    # settings, every secret (webhook URL, HMAC key) shown only by its source
+    stream = render_section("stream", load_stream_settings(args.config))
+    print(text + "\n" + stream + "\n" + render_alerts(load_alerts_config(args.config)))
     return 0
 
 

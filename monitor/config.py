@@ -231,6 +231,11 @@ def _section(title: str, obj: Any, skip: tuple[str, ...] = ()) -> list[str]:
     return lines
 
 
+def render_section(title: str, obj: Any) -> str:
+    """One settings dataclass as a commented TOML section (``[stream]``, say)."""
+    return "\n".join(_section(title, obj)) + "\n"
+
+
 def render(params: MonitorParams) -> str:
     """The effective configuration as commented TOML (it loads back unchanged)."""
     out = ["# ordermon effective configuration (defaults < config file < ORDERMON_* env)", ""]
@@ -247,6 +252,7 @@ __all__ = [
     "ConfigError",
     "load_params",
     "render",
+    "render_section",
     "RateParams",
     "PlatformParams",
     "PublisherParams",

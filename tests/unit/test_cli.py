@@ -204,3 +204,11 @@ def test_a_byte_order_mark_is_dropped_and_a_truncated_gzip_names_the_last_line(s
     res = run("replay", str(cut), "--quiet")
     assert res.returncode == 2
     assert b"cannot read" in res.stderr and b"after line " in res.stderr, res.stderr
+
+
+def test_config_show_includes_and_checks_the_stream_section():
+    res = run("config", "show")
+    assert res.returncode == 0
+    assert b"\n[stream]\n" in res.stdout and b"web_port = 6066" in res.stdout
+    bad = run("config", "show", env={"ORDERMON_STREAM_WEB_PORT": "abc"})
+    assert bad.returncode == 2 and b"stream.web_port" in bad.stderr, bad.stderr
