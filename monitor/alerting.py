@@ -9,6 +9,7 @@ same ids in every driver and every run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +38,11 @@ class OpenAlert:
     windows: int = 1
     quiet: int = 0
     suppressed: list[str] = field(default_factory=list)
-    headline: str = ""  # summary of the latest *firing* finding: what the resolve refers to
-    fired: Finding | None = None  # that finding: the resolve's reason and evidence
+    fired: Finding | None = None  # the latest *firing* finding: what the resolve refers to
+
+    @property
+    def headline(self) -> str:
+        return self.fired.summary if self.fired is not None else ""
 
 
 class AlertBook:
@@ -62,14 +66,13 @@ class AlertBook:
                 if f.firing and f.score > cur.peak_score:
                     cur.peak_score = f.score
                 if f.firing:
-                    cur.headline, cur.fired = f.summary, f
+                    cur.fired = f
                 cur.last = f
                 continue
             if not f.firing:
                 continue
             aid = alert_id(f.kind.value, f.scope, start)
-            cur = OpenAlert(aid, f.kind, f.scope, start, end, f.severity, f.score, f)
-            cur.headline, cur.fired = f.summary, f
+            cur = OpenAlert(aid, f.kind, f.scope, start, end, f.severity, f.score, f, fired=f)
             self.open[key] = cur
             out.append(self._record(cur, f, AlertStatus.FIRING, start, end, detected_at))
         for key, cur in list(self.open.items()):
@@ -105,7 +108,7 @@ class AlertBook:
         summary = f.summary
         if status is AlertStatus.RESOLVED:
             minutes = (cur.last_end - cur.first_start) / 60
-            summary = f"Resolved after {minutes:.0f} min: {cur.headline or f.summary}"
+            summary = f"Resolved after {minutes:.0f} min: {f.summary}"
             evidence["peak_score"] = round(cur.peak_score, 2)
             evidence["windows_active"] = cur.windows
         return Alert(
@@ -141,7 +144,6 @@ class AlertBook:
                     "peak_score": a.peak_score,
                     "windows": a.windows,
                     "quiet": a.quiet,
-                    "headline": a.headline,
                     "last": msgspec.to_builtins(_finding_dict(a.last)),
                     "fired": msgspec.to_builtins(_finding_dict(a.fired)) if a.fired else None,
                 }
@@ -164,9 +166,11 @@ class AlertBook:
                 last,
                 d["windows"],
                 d["quiet"],
-                headline=d.get("headline", ""),
-                fired=_finding_from(d["fired"]) if d.get("fired") else None,  # absent before
             )
+            if d.get("fired"):
+                a.fired = _finding_from(d["fired"])
+            elif d.get("headline"):  # an older snapshot: the firing summary, no more
+                a.fired = dataclasses.replace(last, summary=d["headline"])
             self.open[(a.kind.value, a.scope)] = a
 
 

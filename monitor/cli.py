@@ -74,8 +74,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     events = args.events or default_events_path(args.incidents)
     try:
         report = evaluate(args.incidents, args.alerts, events, grace_s=args.grace_minutes * 60)
-    except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError,
-            ValueError) as exc:  # fmt: skip
+    except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:  # DecodeError
+        # includes msgspec's ValidationError; KeyError, TypeError and ValueError are the
+        # wrong fields, types or timestamps of a JSON document that is not one of these
         what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         print(f"ordermon evaluate: --incidents {args.incidents} / --alerts {args.alerts} "
               f"are not an incidents.json and an alerts JSONL file: {what}",
@@ -255,7 +256,6 @@ def _positive(kind: type) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
         return value
 
-    parse.__name__ = kind.__name__
     return parse
 
 

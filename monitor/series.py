@@ -382,8 +382,8 @@ class SeasonalDetector:
         if flagged:
             if self._episode(x):
                 return
-            if season is not None and az > 0.0:  # the profile is never frozen
-                self._learn_season(mu + (x - mu) * (c / az) if az > c else x)
+            if season is not None:  # the profile is never frozen
+                self._learn_season_clipped(x, mu, az)
             self._advance()
             return
         if alt:  # back to the level before the last accepted shift
@@ -510,10 +510,14 @@ class SeasonalDetector:
             return
         mu, z, _, _ = self._z(x)
         self.trend = 0.0
-        az, c = (z if z >= 0.0 else -z), self.clip_z
+        self._learn_season_clipped(x, mu, z if z >= 0.0 else -z)
+        self._advance()
+
+    def _learn_season_clipped(self, x: float, mu: float, az: float) -> None:
+        """The profile learns ``x`` pulled back to ``clip_z`` (``az`` = its |z|) from ``mu``."""
+        c = self.clip_z
         if az > 0.0:
             self._learn_season(mu + (x - mu) * (c / az) if az > c else x)
-        self._advance()
 
     # -- time ----------------------------------------------------------------------------
     def skip(self, steps: int) -> None:

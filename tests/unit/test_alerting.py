@@ -94,3 +94,17 @@ def test_resolved_reason_and_evidence_survive_a_snapshot():
     restored.restore(book.snapshot())
     (out,) = restored.update(600, 900, 1020, [])
     assert (out.status, out.reason, out.evidence["observed"]) == ("resolved", "fraud", 30)
+
+
+def test_an_older_snapshot_without_the_firing_finding_resolves_with_its_headline():
+    book = AlertBook(resolve_after_windows=1)
+    book.update(0, 300, 420, [finding()])
+    snap = book.snapshot()
+    old = snap["open"][0]
+    del old["fired"]  # the form before the firing finding was kept
+    old["headline"] = "Publisher pub-1: 31 invalidations"
+    restored = AlertBook(resolve_after_windows=1)
+    restored.restore(snap)
+    (out,) = restored.update(300, 600, 720, [])
+    assert out.summary == "Resolved after 5 min: Publisher pub-1: 31 invalidations"
+    assert out.reason == "fraud"
