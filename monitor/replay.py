@@ -13,7 +13,7 @@ from typing import IO, BinaryIO
 
 import msgspec
 
-from monitor.model import Alert, Rejection
+from monitor.model import Alert, Rejection, iso
 from monitor.pipeline import Monitor, MonitorParams
 
 _enc = msgspec.json.Encoder()
@@ -139,6 +139,18 @@ def format_summary(mon: Monitor, s: ReplaySummary) -> str:
         f"{len(mon.publisher.state):,}  orders tracked {len(mon.lifecycle):,}",
         file=buf,
     )
+    patterns = mon.publisher.recurring_patterns()
+    if patterns:
+        width = mon.params.window_s
+        shown = ", ".join(
+            f"{p['publisher_id']} ({p['channel']} at {iso(p['first_window'] * width)[11:16]} UTC)"
+            for p in patterns[:5]
+        ) + (f", and {len(patterns) - 5} more" if len(patterns) > 5 else "")
+        print(
+            f"  daily patterns {len(patterns)} (publisher spikes at the time of day of an "
+            f"earlier day's, not raised again: {mon.publisher.recurring} windows): {shown}",
+            file=buf,
+        )
     firing = {k: v for (k, st), v in mon.alert_counts.items() if st == "firing"}
     alerts = ", ".join(f"{k} {v}" for k, v in sorted(firing.items())) or "none"
     print(f"  alerts fired {sum(firing.values())}: {alerts}", file=buf)

@@ -62,6 +62,7 @@ STREAM_METRIC_NAMES: tuple[str, ...] = (
     "ordermon_late_events_total",
     "ordermon_future_events_total",
     "ordermon_windows_closed_total",
+    "ordermon_recurring_spikes_total",
     "ordermon_alerts_total",
     "ordermon_alerts_firing",
     "ordermon_open_windows",
@@ -156,7 +157,8 @@ def _windowing_counts(task: Any) -> dict[tuple[str, str], int]:
 def _detection_counts(task: Any) -> dict[tuple[str, str], int]:
     d = task.detection
     return {("windows_closed", ""): d.windows_closed,
-            ("evictions", "publisher"): d.publisher.evicted}  # fmt: skip
+            ("evictions", "publisher"): d.publisher.evicted,
+            ("recurring", ""): d.publisher.recurring}  # fmt: skip
 
 
 _COUNTS = {"ingest": _ingest_counts, "windowing": _windowing_counts,
@@ -186,7 +188,7 @@ class StreamMetrics(Collector):
             + [("violations", v.value) for v in Violation]
             + [("invalidations", r.value) for r in REASONS]
             + [("evictions", "publisher"), ("evictions", "order")]
-            + [("late", ""), ("future", ""), ("windows_closed", "")],
+            + [("late", ""), ("future", ""), ("windows_closed", ""), ("recurring", "")],
             0,
         )
         self.alerts: dict[tuple[str, str, str, str], int] = dict.fromkeys(
@@ -308,6 +310,9 @@ class StreamMetrics(Collector):
         )
         yield single("ordermon_windows_closed_total", "Windows detection scored",
                      c[("windows_closed", "")])  # fmt: skip
+        yield single("ordermon_recurring_spikes_total",
+                     "Publisher spikes not raised as a daily pattern (the time of day, reason "
+                     "and size of one on an earlier day)", c[("recurring", "")])  # fmt: skip
         yield family("ordermon_evictions_total",
                      "State dropped to bound memory (orders past retention, idle or "
                      "over-cap publishers)", "what", "evictions")  # fmt: skip

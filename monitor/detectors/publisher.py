@@ -39,6 +39,7 @@ least valuable leave (``_shrink``); both count in ``evicted``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import sys
@@ -51,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from monitor.detectors.base import Finding, WindowContext, severity_for
-from monitor.model import REASONS, Kind
+from monitor.model import REASONS, Kind, iso
 from monitor.stats import bonferroni_threshold, nb_upper_score
 from monitor.windows import CHANNELS, FAST, ORDERS, TOTAL
 
@@ -67,6 +68,8 @@ _WIDTH = 26
 _EMPTY_ROW = array("d", bytes(8 * _WIDTH))
 _REBASE_EVERY = 600  # windows; keeps the g**-w scale factors far from overflow
 _SHRINK_TO = 0.8  # over the cap, evict down to this share of it (amortises the ranking)
+_RECUR_CAP = 10_000  # publishers whose spikes are remembered for the daily-pattern rule
+_RECUR_EPISODES = 8  # spike episodes remembered per publisher
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,12 @@ class PublisherParams:
     cusum_min_ratio: float = 1.6  # observed / expected over the CUSUM run
     cusum_z_cap: float = 4.0  # one window adds at most this many standard deviations
     cusum_min_age_windows: float = 72.0  # CUSUM needs 6 h of the publisher's own history
+    # a spike at the time of day one of the publisher's spikes had on one of the last
+    # ``recurring_days`` days, in the same reason and at most ``recurring_max_ratio`` times
+    # its size, is a daily pattern (a merchant's refund batch): reported, not raised (0: off)
+    recurring_days: int = 3  # a spike recurring within this many days is a daily pattern
+    recurring_tolerance_windows: int = 12  # how far that time of day may drift (1 h)
+    recurring_max_ratio: float = 3.0  # a recurrence this much larger is raised after all
     forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
     max_publishers: int = 200_000  # memory cap (~500 B each): beyond it, least valuable leave
 
@@ -107,6 +116,8 @@ class _Window:
     offs: list[int]  # row offsets; -1 for a publisher not tracked yet
     tested: list[int] = field(default_factory=list)  # positions ``score`` tested
     new: list[int] = field(default_factory=list)  # positions of publishers not tracked yet
+    spiked: list[tuple[str, int, int, bool]] = field(default_factory=list)  # firing or
+    # recurring findings: (publisher, carrier channel, its count, recurring)
 
 
 class PublisherSpike:
@@ -129,6 +140,10 @@ class PublisherSpike:
         self.plat_os = 0.0
         self.plat_o = 0.0
         self.plat_windows = 0
+        # spike episodes per publisher, for the daily-pattern rule: [first window, last
+        # window, carrier channel, peak count of that channel, 1 if recognised as recurring]
+        self.recur: dict[str, list[list[int]]] = {}
+        self.recurring = 0  # windows whose spike was recognised as a daily pattern
         self._window: _Window | None = None  # ``score`` hands it to ``learn``
 
     # -- helpers ------------------------------------------------------------------
@@ -197,10 +212,60 @@ class PublisherSpike:
             st = _fresh_row(w) if b < 0 else data[b : b + _WIDTH]  # a copy: _test only reads
             res = self._test(pub, st, vec, w, ctx, thr, f_long, f_short, f_vol)
             results[pub] = res
-            if res["finding"] is not None:
-                findings.append(res["finding"])
+            f = res["finding"]
+            if f is not None:
+                if f.firing:
+                    c = _carrier(f)
+                    prior = self._recurrence(pub, c, vec[c], w, ctx.acc.width)
+                    if prior is not None:  # the baseline stays protected ("anomalous")
+                        f = res["finding"] = _as_recurring(f, vec[c], prior, ctx.acc.width)
+                    win.spiked.append((pub, c, vec[c], prior is not None))
+                findings.append(f)
         ctx.publisher_results = results
         return findings
+
+    def _recurrence(self, pub: str, c: int, x: int, w: int, width: int) -> tuple | None:
+        """(days before, episode) of an earlier spike of ``pub`` in channel ``c`` at this
+        time of day, at least a third of this one's size; None if there is none."""
+        p = self.p
+        eps = self.recur.get(pub)
+        if not eps or not p.recurring_days:
+            return None
+        day, tol = 86400 // width, p.recurring_tolerance_windows
+        for d in range(1, p.recurring_days + 1):
+            then = w - d * day
+            for ep in eps:
+                near = ep[0] - tol <= then <= ep[1] + tol
+                if near and ep[2] == c and x <= p.recurring_max_ratio * ep[3]:
+                    return d, ep
+        return None
+
+    def _remember(self, pub: str, c: int, x: int, recurring: bool, w: int, width: int) -> None:
+        """A firing or recurring spike of ``pub`` at window ``w``: extends its latest
+        episode (same channel, within the tolerance) or starts one."""
+        p = self.p
+        horizon = w - p.recurring_days * (86400 // width) - p.recurring_tolerance_windows
+        eps = [ep for ep in self.recur.pop(pub, ()) if ep[1] >= horizon]
+        last = eps[-1] if eps else None
+        if last is not None and last[2] == c and last[1] >= w - p.recurring_tolerance_windows:
+            last[1], last[3], last[4] = w, max(last[3], x), last[4] | recurring
+        else:
+            eps.append([w, w, c, x, int(recurring)])
+            del eps[:-_RECUR_EPISODES]
+        self.recur[pub] = eps  # to the back: the least recently spiking leave first
+        if len(self.recur) > _RECUR_CAP:
+            del self.recur[next(iter(self.recur))]
+
+    def recurring_patterns(self) -> list[dict[str, Any]]:
+        """Publishers whose latest spike was recognised as a daily pattern (read side)."""
+        out = []
+        for pub, eps in self.recur.items():
+            ep = eps[-1]
+            if ep[4]:
+                out.append({"publisher_id": pub, "channel": CHANNEL_NAMES[ep[2]],
+                            "first_window": ep[0], "last_window": ep[1],
+                            "peak": ep[3]})  # fmt: skip
+        return out
 
     def _platform_volume_ratio(self, ctx: WindowContext) -> float:
         """Platform orders over the last ~hour relative to its long-run rate."""
@@ -494,6 +559,10 @@ class PublisherSpike:
                     d[b + _X + c] += (capped if explained else x) * sc_short
                     # protect the baseline: learn at most what was expected
                     d[b + _A + c] += capped * sc_long
+        if self.p.recurring_days:
+            for pub, c, x, recurring in win.spiked:
+                self._remember(pub, c, x, recurring, w, ctx.acc.width)
+                self.recurring += recurring
         if w % 288 == 0:
             self._forget(w)
         if len(self.state) > self.p.max_publishers:
@@ -592,6 +661,8 @@ class PublisherSpike:
             "evicted": self.evicted,
             "evicted_cap": self.evicted_cap,
             "platform_orders": [self.plat_os, self.plat_o, self.plat_windows],
+            "recur": self.recur,
+            "recurring": self.recurring,
             "state": {pub: self.data[b : b + _WIDTH].tolist() for pub, b in self.state.items()},
         }
 
@@ -601,12 +672,37 @@ class PublisherSpike:
         self.evicted = snap["evicted"]
         self.evicted_cap = snap.get("evicted_cap", 0)  # absent before the cap existed
         self.plat_os, self.plat_o, self.plat_windows = snap["platform_orders"]
+        # absent before the daily-pattern rule: nothing remembered
+        self.recur = {pub: [list(ep) for ep in eps] for pub, eps in snap.get("recur", {}).items()}
+        self.recurring = snap.get("recurring", 0)
         rows = snap["state"]
         self.state = {pub: i * _WIDTH for i, pub in enumerate(rows)}
         self.data = array("d", [x for v in rows.values() for x in v])
         self.free = array("q")
         if len(self.data) != _WIDTH * len(rows):
             raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each")
+
+
+def _carrier(f: Finding) -> int:
+    """The channel carrying a publisher finding's excess: its reason, else the total."""
+    return CHANNEL_NAMES.index(f.channels[0]) if f.channels else TOTAL
+
+
+def _as_recurring(f: Finding, x: int, prior: tuple, width: int) -> Finding:
+    """A firing finding recognised as a daily pattern: it sustains an open alert of the
+    publisher, opens none, and says why."""
+    days, ep = prior
+    channel = CHANNEL_NAMES[ep[2]]
+    at = iso(ep[0] * width)
+    summary = (
+        f"Publisher {f.scope}: {x} {channel} invalidations at the time of day of a spike "
+        f"{days} day{'s' if days > 1 else ''} before (from {at}, peak {ep[3]} a window): a "
+        f"daily pattern such as a merchant's refund batch, not raised again."
+    )
+    evidence = dict(f.evidence)
+    evidence["recurring"] = {"days_before": days, "since": at, "peak": ep[3],
+                             "channel": channel}  # fmt: skip
+    return dataclasses.replace(f, firing=False, summary=summary, evidence=evidence)
 
 
 def _fresh_row(w: int) -> array:
