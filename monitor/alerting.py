@@ -39,6 +39,7 @@ class OpenAlert:
     quiet: int = 0
     suppressed: list[str] = field(default_factory=list)
     fired: Finding | None = None  # the latest *firing* finding: what the resolve refers to
+    carried: set[str] = field(default_factory=set)  # channels of every firing finding
 
     @property
     def headline(self) -> str:
@@ -67,12 +68,14 @@ class AlertBook:
                     cur.peak_score = f.score
                 if f.firing:
                     cur.fired = f
+                    cur.carried.update(f.channels)
                 cur.last = f
                 continue
             if not f.firing:
                 continue
             aid = alert_id(f.kind.value, f.scope, start)
-            cur = OpenAlert(aid, f.kind, f.scope, start, end, f.severity, f.score, f, fired=f)
+            cur = OpenAlert(aid, f.kind, f.scope, start, end, f.severity, f.score, f, fired=f,
+                            carried=set(f.channels))  # fmt: skip
             self.open[key] = cur
             out.append(self._record(cur, f, AlertStatus.FIRING, start, end, detected_at))
         for key, cur in list(self.open.items()):
@@ -146,6 +149,7 @@ class AlertBook:
                     "quiet": a.quiet,
                     "last": msgspec.to_builtins(_finding_dict(a.last)),
                     "fired": msgspec.to_builtins(_finding_dict(a.fired)) if a.fired else None,
+                    "carried": sorted(a.carried),
                 }
                 for a in self.open.values()
             ]
@@ -171,6 +175,8 @@ class AlertBook:
                 a.fired = _finding_from(d["fired"])
             elif d.get("headline"):  # an older snapshot: the firing summary, no more
                 a.fired = dataclasses.replace(last, summary=d["headline"])
+            # older snapshots: what the firing finding carried
+            a.carried = set(d.get("carried", a.fired.channels if a.fired else ()))
             self.open[(a.kind.value, a.scope)] = a
 
 

@@ -148,11 +148,14 @@ class Detection:
         explained: set[str] = set()
         for f in stream_wide:
             explained.update(f.channels)
-        for key, cur in self.book.open.items():
-            if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT) and key not in {
-                (f.kind.value, f.scope) for f in stream_wide
-            }:
+        # an open stream-wide alert explains every channel it has fired on, and what it
+        # carries now: a reason shift's rising reason can flip between windows (the
+        # relabelled reason one window, the one it was taken from the next), and a window's
+        # finding alone leaves the other to fire as alerts on the largest publishers
+        for cur in self.book.open.values():
+            if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT):
                 explained.update(cur.last.channels)
+                explained.update(cur.carried)
         if not explained:
             return findings
         kept: list[Finding] = []
