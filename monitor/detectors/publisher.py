@@ -226,7 +226,7 @@ class PublisherSpike:
 
     def _recurrence(self, pub: str, c: int, x: int, w: int, width: int) -> tuple | None:
         """(days before, episode) of an earlier spike of ``pub`` in channel ``c`` at this
-        time of day, at least a third of this one's size; None if there is none."""
+        time of day whose peak is at least ``x / recurring_max_ratio``; None if none."""
         p = self.p
         eps = self.recur.get(pub)
         if not eps or not p.recurring_days:
