@@ -116,8 +116,8 @@ class _Window:
     offs: list[int]  # row offsets; -1 for a publisher not tracked yet
     tested: list[int] = field(default_factory=list)  # positions ``score`` tested
     new: list[int] = field(default_factory=list)  # positions of publishers not tracked yet
-    spiked: list[tuple[str, int, int, bool]] = field(default_factory=list)  # firing or
-    # recurring findings: (publisher, carrier channel, its count, recurring)
+    # firing or recurring findings: (publisher, carrier channel, its count, recurring)
+    spiked: list[tuple[str, int, int, bool]] = field(default_factory=list)
 
 
 class PublisherSpike:
