@@ -124,6 +124,14 @@ class VolumeParams:
     surge_ratio: float = 1.3  # a window this far above its forecast is not learned (promotion)
     cusum_allowance: float = 1.0  # z-units of slack per window in the sustained-drop CUSUM
     cusum_threshold: float = 8.0  # a drop of 3 sigma held for ~4 windows fires
+    # traffic drifts from the daily profile for hours (a weekend's later, lower morning
+    # ramp is 15-25% under a weekday's): a drop is judged against the profile times the
+    # recent ratio of observed to profile, an EWMA over ``drift_halflife_windows`` kept
+    # between ``drift_floor`` and 1. A lost producer or partition is abrupt: the ratio
+    # does not learn a window ``drift_freeze_drop`` or more below the forecast it judges
+    drift_halflife_windows: float = 6.0
+    drift_floor: float = 0.8
+    drift_freeze_drop: float = 0.15
 
 
 class VolumeDrop:
@@ -137,6 +145,8 @@ class VolumeDrop:
         self.cusum = 0.0
         self.run_observed = 0.0
         self.run_expected = 0.0
+        self.ratio = 1.0  # recent observed / profile forecast (drift)
+        self.g_ratio = 0.5 ** (1.0 / self.p.drift_halflife_windows)
 
     @property
     def series(self) -> SeasonalDetector:
@@ -150,9 +160,9 @@ class VolumeDrop:
             return []
         x = _arrived(ctx)
         sc = self.series.score_one(x)
-        e = sc.expected
-        if e < p.min_expected:
+        if sc.expected < p.min_expected:
             return []
+        e = sc.expected * self._drift()
         drop = 1.0 - x / e
         s = poisson_lower_score(x, e)
         cus, run_x, run_e = self._cusum(sc.z, x, e)
@@ -171,6 +181,8 @@ class VolumeDrop:
         evidence = {
             "observed": x,
             "expected": round(e, 1),
+            "profile_expected": round(sc.expected, 1),
+            "recent_ratio": round(self._drift(), 3),
             "lower_band": round(sc.lower, 1),
             "drop": round(drop, 3),
             "score": round(s, 2),
@@ -190,11 +202,21 @@ class VolumeDrop:
             return cus, x, e
         return cus, self.run_observed + x, self.run_expected + e
 
+    def _drift(self) -> float:
+        """Factor on the profile's forecast: the recent ratio, never above 1 (a promotion
+        must not raise the bar) nor below ``drift_floor``."""
+        return min(1.0, max(self.p.drift_floor, self.ratio))
+
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
         x = _arrived(ctx)
         sc = self.series.score_one(x) if self.series.warm else None
         if sc is not None and sc.expected >= self.p.min_expected:
-            self.cusum, self.run_observed, self.run_expected = self._cusum(sc.z, x, sc.expected)
+            e = sc.expected * self._drift()
+            self.cusum, self.run_observed, self.run_expected = self._cusum(sc.z, x, e)
+            if x >= (1.0 - self.p.drift_freeze_drop) * e:
+                self.ratio = self.g_ratio * self.ratio + (1.0 - self.g_ratio) * min(
+                    1.5, x / sc.expected
+                )
         else:
             self.cusum, self.run_observed, self.run_expected = 0.0, 0.0, 0.0
         # neither a drop nor a surge (a promotion) may become the expected volume, or the
@@ -207,11 +229,13 @@ class VolumeDrop:
         return {
             **self.guard.snapshot(),
             "cusum": [self.cusum, self.run_observed, self.run_expected],
+            "ratio": self.ratio,
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.guard.restore(snap)
         self.cusum, self.run_observed, self.run_expected = snap["cusum"]
+        self.ratio = snap.get("ratio", 1.0)  # absent before the drift ratio: no drift
 
 
 def _arrived(ctx: WindowContext) -> int:
