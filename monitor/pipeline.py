@@ -60,6 +60,12 @@ class MonitorParams:
             raise ValueError(f"max_tracked_orders must be >= 1, got {self.max_tracked_orders}")
 
 
+def _blank(acc: WindowAcc) -> bool:
+    """Nothing at all arrived in the window."""
+    return not (acc.pubs or acc.arrivals or acc.events or acc.rejected or acc.duplicates
+                or acc.violations or acc.future or acc.late)  # fmt: skip
+
+
 class Detection:
     """Complete windows in, alert records out (``alerts``).
 
@@ -117,7 +123,13 @@ class Detection:
 
     # -- per window -----------------------------------------------------------------------
     def close(self, acc: WindowAcc, detected_at: float) -> None:
-        """Score one complete window, learn from it, turn findings into alert records."""
+        """Score one complete window, learn from it, turn findings into alert records.
+
+        Windows that close before the first one with anything in them are skipped: how
+        many there are depends on when each partition's clock started (a stream closes an
+        extra one where a replay does not), and the detectors count windows."""
+        if not self.windows_closed and _blank(acc):
+            return
         self.windows_closed += 1
         warm = self.windows_closed > self.params.warmup_windows
         ctx = WindowContext(acc, acc.platform(), detected_at, warm, publisher_tests=len(acc.pubs))
