@@ -20,7 +20,10 @@ uncertainty of the rate (and caps at ``dispersion_cap`` for clumpy real counts):
 - *burst*: this window's count (fraud, brushing);
 - *sustained*: an exponentially weighted sum with ``short_halflife_windows`` (a refund
   wave of 2-4x over hours is visible after a few windows);
-- *CUSUM* on the standardised total (slow shifts of less than 2x).
+- *CUSUM* on the standardised total (slow shifts of less than 2x), and another on refunds
+  alone: a refund wave is diluted in the total by the other reasons. Refunds follow orders
+  by days, so both leave out the refunds of a publisher whose refunds have not caught up
+  with its orders yet (new to the stream, ``refund_lag_windows``).
 
 Firing needs the Bonferroni threshold over all tests of the window, a minimum excess and a
 minimum ratio: one refund of two orders is never an incident.
@@ -52,20 +55,27 @@ from typing import Any
 import numpy as np
 
 from monitor.detectors.base import Finding, WindowContext, severity_for
-from monitor.model import REASONS, Kind, iso
+from monitor.model import REASON_INDEX, REASONS, Kind, iso
 from monitor.stats import bonferroni_threshold, nb_upper_score
 from monitor.windows import CHANNELS, FAST, ORDERS, TOTAL
 
 CHANNEL_NAMES: tuple[str, ...] = (*(r.value for r in REASONS), "fast", "total")
+_REFUND = REASON_INDEX["refund"]
 
 # state layout (one row of doubles per publisher in ``PublisherSpike.data``)
 _BIRTH, _LAST, _O, _OS = 0, 1, 2, 3
 _A = 4  # 8 long-decayed channel counts
 _X = 12  # 8 short-decayed channel counts
-_CUS, _CUS_EXC, _CUS_EXP, _CUS_LAST, _CUS_RUN = 20, 21, 22, 23, 24
+# a CUSUM is 5 doubles from its base: value, excess, expected and windows of its run, and
+# the window it was last updated in
+_CUS = 20  # on the total
 _XL = 25  # hour-scale decayed total: keeps an alert open while its excess lasts
-_WIDTH = 26
+_RCUS = 26  # on refunds: a refund wave is diluted in the total by the other reasons
+_CUS_VALUE, _CUS_EXC, _CUS_EXP, _CUS_LAST, _CUS_RUN = range(5)
+_WIDTH = 31
+_WIDTH_V1 = 26  # rows of snapshots taken before the refund CUSUM: restored with it at rest
 _EMPTY_ROW = array("d", bytes(8 * _WIDTH))
+_AT_REST = (0.0, 0.0, 0.0, 0.0)  # a CUSUM run: value, excess, expected, windows
 _REBASE_EVERY = 600  # windows; keeps the g**-w scale factors far from overflow
 _SHRINK_TO = 0.8  # over the cap, evict down to this share of it (amortises the ranking)
 _RECUR_CAP = 10_000  # publishers whose spikes are remembered for the daily-pattern rule
@@ -92,6 +102,21 @@ class PublisherParams:
     cusum_min_ratio: float = 1.6  # observed / expected over the CUSUM run
     cusum_z_cap: float = 4.0  # one window adds at most this many standard deviations
     cusum_min_age_windows: float = 72.0  # CUSUM needs 6 h of the publisher's own history
+    # the same CUSUM on refunds alone: a wave of 2-3x refunds at a publisher whose other
+    # reasons are half its invalidations is only 1.5-2x in the total. Its own threshold is
+    # higher, as it is a second test of each publisher (0: off)
+    refund_cusum_threshold: float = 17.0
+    # and a higher ratio: refunds of a sale some days before rise 1.5x over hours, no wave
+    refund_cusum_min_ratio: float = 2.0
+    # refunds follow orders by days, so a publisher new to the stream, or one whose orders
+    # just multiplied, has refunds rising for days: both CUSUMs leave its refunds out for
+    # this long...
+    refund_lag_windows: float = 576.0
+    # ...unless it was seen in the detector's first ``start_grace_windows`` (it was there
+    # before the detector started) and its refunds per order are at least this share of
+    # the platform's (they have caught up with its orders)
+    start_grace_windows: int = 24
+    refund_settled_share: float = 0.4
     # a spike at the time of day one of the publisher's spikes had on one of the last
     # ``recurring_days`` days, in the same reason and at most ``recurring_max_ratio`` times
     # its size, is a daily pattern (a merchant's refund batch): reported, not raised (0: off)
@@ -140,6 +165,7 @@ class PublisherSpike:
         self.plat_os = 0.0
         self.plat_o = 0.0
         self.plat_windows = 0
+        self.first_window: int | None = None  # first window with publishers (None: unknown)
         # spike episodes per publisher, for the daily-pattern rule: [first window, last
         # window, carrier channel, peak count of that channel, 1 if recognised as recurring]
         self.recur: dict[str, list[list[int]]] = {}
@@ -198,7 +224,7 @@ class PublisherSpike:
         short = np.zeros(len(offs))
         cusum = np.zeros(len(offs))
         short[known] = rows[o[known] + (_X + TOTAL)]
-        cusum[known] = rows[o[known] + _CUS]
+        cusum[known] = rows[o[known] + _CUS] + rows[o[known] + _RCUS]
         del rows  # ``data`` cannot grow while a view of it exists
         # a known publisher is tested with invalidations now, a short memory of at least
         # ``min_count`` or a CUSUM run; a new one with invalidations (or any, at min_count 0)
@@ -319,28 +345,31 @@ class PublisherSpike:
                 if fires and (best is None or s > best[0]):
                     best = (s, test, c, obs, exp)
         # CUSUM on the standardised total, leaving out reasons an open platform-wide alert
-        # already covers (a glitch must not build up publisher CUSUMs for later)
+        # already covers (a glitch must not build up publisher CUSUMs for later), and the
+        # refunds of a publisher whose refunds have not caught up with its orders yet
         # (channels have separate rates, so the reasons' expectations may exceed the total's)
-        quiet = ctx.quiet_reasons  # usually none: no generator to sum then
+        settled = age >= p.refund_lag_windows or (
+            self.first_window is not None
+            and st[_BIRTH] <= self.first_window + p.start_grace_windows
+            and lam[_REFUND] >= p.refund_settled_share * orate * ctx.order_ratio[_REFUND]
+        )
+        quiet = ctx.quiet_reasons if settled else ctx.quiet_reasons | {_REFUND}
         e_tot = max(1e-3, expected[TOTAL] - (sum(expected[r] for r in quiet) if quiet else 0))
         x_tot = max(0, vec[TOTAL] - (sum(vec[r] for r in quiet) if quiet else 0))
         size_t = min(st[_A + TOTAL] * f_long + p.prior_strength, p.dispersion_cap)
-        sd = math.sqrt(e_tot + e_tot * e_tot / size_t)
-        z = min(p.cusum_z_cap, (x_tot - e_tot) / max(sd, 1e-9))
-        silent = max(0.0, w - 1 - st[_CUS_LAST]) if st[_CUS] > 0 else 0.0
-        cus = max(0.0, st[_CUS] - p.cusum_allowance * silent + z - p.cusum_allowance)
-        if cus > 0:
-            cus_exc = (st[_CUS_EXC] if st[_CUS] > 0 else 0.0) + x_tot - e_tot
-            cus_exp = (st[_CUS_EXP] if st[_CUS] > 0 else 0.0) + e_tot
-            cus_run = (st[_CUS_RUN] if st[_CUS] > 0 else 0.0) + 1 + silent
-        else:
-            cus_exc = cus_exp = cus_run = 0.0
-        cus_fire = (
-            n >= p.cusum_min_age_windows
-            and cus >= p.cusum_threshold
-            and cus_exc >= p.cusum_min_excess
-            and (cus_exc + cus_exp) >= p.cusum_min_ratio * cus_exp
-        )
+        run_t = self._cusum(st, _CUS, x_tot, e_tot, size_t, w)
+        run_r = None
+        fired = None  # (channel, run) of the CUSUM that fires, the total's first
+        if self._fires(run_t, n, p.cusum_threshold, p.cusum_min_ratio):
+            fired = (TOTAL, run_t)
+        if p.refund_cusum_threshold > 0 and settled:
+            x_r, e_r = (0, 0.0) if _REFUND in quiet else (vec[_REFUND], expected[_REFUND])
+            size_r = min(st[_A + _REFUND] * f_long + p.prior_strength, p.dispersion_cap)
+            run_r = self._cusum(st, _RCUS, x_r, max(1e-3, e_r), size_r, w)
+            if fired is None and self._fires(
+                run_r, n, p.refund_cusum_threshold, p.refund_cusum_min_ratio
+            ):
+                fired = (_REFUND, run_r)
         # an open alert stays open while the hour-scale excess lasts (a fraud burst's or a
         # brushing wave's tail of late invalidations is the same incident, not a new one)
         xl = st[_XL] * f_vol * self.gv + vec[TOTAL]
@@ -353,50 +382,74 @@ class PublisherSpike:
         if xl - el >= p.min_excess / 2 and xl >= 1.5 * el:
             sustain = True
         finding = None
-        if best is not None or cus_fire or sustain:
-            finding = self._finding(
-                pub, vec, expected, best, cus_fire, cus, cus_exc, cus_exp, cus_run, thr, vf, ctx,
-                sustain_only=best is None and not cus_fire,
-            )  # fmt: skip
+        if best is not None or fired is not None or sustain:
+            finding = self._finding(pub, vec, expected, best, fired, run_t[0], thr, vf, ctx)
         return {
             "expected": expected,
             "vf": vf,
-            "cusum": (cus, cus_exc, cus_exp, cus_run),
+            "cusum": run_t,
+            "refund_cusum": run_r,  # None with the refund CUSUM off
             "finding": finding,
             # only a firing finding is kept out of the baseline; sustain-level noise is
             # ordinary variation the baseline must learn, or it drifts low
             "anomalous": finding is not None and finding.firing,
         }
 
-    def _finding(
-        self,
-        pub,
-        vec,
-        expected,
-        best,
-        cus_fire,
-        cus,
-        cus_exc,
-        cus_exp,
-        cus_run,
-        thr,
-        vf,
-        ctx,
-        sustain_only=False,
-    ) -> Finding:
+    def _cusum(
+        self, st: array, base: int, x: float, e: float, size: float, w: int
+    ) -> tuple[float, float, float, float]:
+        """The CUSUM at ``st[base:]`` after window ``w`` with ``x`` observed where ``e`` was
+        expected: (value, excess, expected, windows) of its run, zeros once it is back at
+        rest. Windows the publisher was not tested in each take one allowance off."""
         p = self.p
+        sd = math.sqrt(e + e * e / size)
+        z = min(p.cusum_z_cap, (x - e) / max(sd, 1e-9))
+        prev = st[base + _CUS_VALUE]
+        if prev <= 0:
+            cus = z - p.cusum_allowance
+            return (cus, x - e, e, 1.0) if cus > 0 else (0.0, 0.0, 0.0, 0.0)
+        silent = max(0.0, w - 1 - st[base + _CUS_LAST])
+        cus = prev - p.cusum_allowance * silent + z - p.cusum_allowance
+        if cus <= 0:
+            return 0.0, 0.0, 0.0, 0.0
+        return (cus, st[base + _CUS_EXC] + x - e, st[base + _CUS_EXP] + e,
+                st[base + _CUS_RUN] + 1 + silent)  # fmt: skip
+
+    def _fires(
+        self, run: tuple[float, float, float, float], n: float, threshold: float, ratio: float
+    ) -> bool:
+        """A CUSUM run fires: over ``threshold`` and ``ratio``, with enough history (``n``
+        windows) and excess."""
+        p = self.p
+        cus, exc, exp, _ = run
+        return (
+            n >= p.cusum_min_age_windows
+            and cus >= threshold
+            and exc >= p.cusum_min_excess
+            and exc + exp >= ratio * exp
+        )
+
+    def _finding(self, pub, vec, expected, best, fired, cus_total, thr, vf, ctx) -> Finding:
+        """The finding of a publisher's window: the best firing burst or sustained test,
+        else a firing CUSUM (``fired``: its channel and run), else sustain only."""
+        p = self.p
+        sustain_only = best is None and fired is None
         reasons = {REASONS[i].value: vec[i] for i in range(6) if vec[i]}
         # dominant reason: the reason channel with the largest excess in this window
         dom = max(range(6), key=lambda i: vec[i] - expected[i])
         reason = REASONS[dom].value if vec[dom] > 0 else None
-        if best is not None and (not cus_fire or best[0] >= thr):
+        cus_exc = cus_run = 0.0
+        if best is not None:
             score, test, c, obs, exp = best
             channel = CHANNEL_NAMES[c]
             if c < 6:
                 reason = channel
-        elif cus_fire:
-            score, test, channel = cus, "cusum", "total"
+        elif fired is not None:
+            c, (score, cus_exc, cus_exp, cus_run) = fired
+            test, channel = "cusum", CHANNEL_NAMES[c]
             obs, exp = cus_exc + cus_exp, cus_exp
+            if c < 6:
+                reason = channel
         else:
             score, test, channel, obs, exp = 0.0, "sustain", "total", vec[TOTAL], expected[TOTAL]
         ratio = obs / max(exp, 1e-9)
@@ -425,15 +478,11 @@ class PublisherSpike:
                     f"over the last ~{minutes * 3} min ({obs:.0f} weighted vs {exp:.1f} "
                     f"expected)."
                 )
-        elif test == "hourly":
-            summary = (
-                f"Publisher {pub}: invalidations running at {ratio:.1f}x normal over the last "
-                f"~hour ({obs:.0f} weighted vs {exp:.1f} expected)."
-            )
         elif test == "cusum":
+            label = f"{channel} " if c < 6 else ""
             summary = (
-                f"Publisher {pub}: sustained rise in invalidations, {cus_exc:.0f} more than "
-                f"expected over the last {cus_run * minutes / 60:.1f} h ({ratio:.1f}x)."
+                f"Publisher {pub}: sustained rise in {label}invalidations, {cus_exc:.0f} more "
+                f"than expected over the last {cus_run * minutes / 60:.1f} h ({ratio:.1f}x)."
             )
         else:
             summary = f"Publisher {pub}: invalidations still elevated."
@@ -448,6 +497,7 @@ class PublisherSpike:
                 "min_excess": p.min_excess,
                 "min_ratio": p.min_ratio,
                 "cusum": p.cusum_threshold,
+                "refund_cusum": p.refund_cusum_threshold,
             },
             "window_invalidations": vec[TOTAL],
             "window_expected": round(expected[TOTAL], 3),
@@ -455,7 +505,7 @@ class PublisherSpike:
             "orders": vec[ORDERS],
             "volume_factor": round(vf, 2),
             "reason_mix": reasons,
-            "cusum": round(cus, 2),
+            "cusum": round(cus_total, 2),
         }
         # the reason carrying the excess: what a platform-wide finding must cover to explain it
         carrier = channel if channel in CHANNEL_NAMES[:6] else reason
@@ -501,6 +551,10 @@ class PublisherSpike:
         self.plat_os = self.plat_os * self.gv + ctx.platform[ORDERS]
         self.plat_o = self.plat_o * self.g + ctx.platform[ORDERS]
         self.plat_windows += 1
+        if self.first_window is None and ctx.acc.pubs:
+            # the first window with publishers in it: empty windows before it close in a
+            # stream (a partition's idle mark) and not in a replay
+            self.first_window = w
         explained_pubs = ctx.explained
         win, self._window = self._window, None
         if win is None or win.pubs is not ctx.acc.pubs:
@@ -533,12 +587,13 @@ class PublisherSpike:
                 protect = False
             else:
                 protect = res["anomalous"]
-                cus, exc, exp, run = res["cusum"]
-                if protect:  # evidence already reported: the CUSUM starts afresh
-                    cus = exc = exp = run = 0.0
-                d[b + _CUS], d[b + _CUS_EXC], d[b + _CUS_EXP], d[b + _CUS_RUN] = (
-                    cus, exc, exp, run)  # fmt: skip
-                d[b + _CUS_LAST] = w
+                for base, run in ((_CUS, res["cusum"]), (_RCUS, res["refund_cusum"])):
+                    if run is None:
+                        continue
+                    # evidence already reported: the CUSUMs start afresh
+                    cus, exc, exp, windows = _AT_REST if protect else run
+                    d[b + base], d[b + base + _CUS_EXC], d[b + base + _CUS_EXP] = cus, exc, exp
+                    d[b + base + _CUS_RUN], d[b + base + _CUS_LAST] = windows, w
                 if not x_total:
                     continue
             explained = pub in explained_pubs
@@ -663,6 +718,7 @@ class PublisherSpike:
             "platform_orders": [self.plat_os, self.plat_o, self.plat_windows],
             "recur": self.recur,
             "recurring": self.recurring,
+            "first_window": self.first_window,
             "state": {pub: self.data[b : b + _WIDTH].tolist() for pub, b in self.state.items()},
         }
 
@@ -675,12 +731,22 @@ class PublisherSpike:
         # absent before the daily-pattern rule: nothing remembered
         self.recur = {pub: [list(ep) for ep in eps] for pub, eps in snap.get("recur", {}).items()}
         self.recurring = snap.get("recurring", 0)
+        # absent before the refund CUSUM: every publisher waits for the minimum age
+        self.first_window = snap.get("first_window")
         rows = snap["state"]
         self.state = {pub: i * _WIDTH for i, pub in enumerate(rows)}
-        self.data = array("d", [x for v in rows.values() for x in v])
+        self.data = array("d", [x for v in rows.values() for x in _upgrade_row(v)])
         self.free = array("q")
-        if len(self.data) != _WIDTH * len(rows):
-            raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each")
+
+
+def _upgrade_row(v: list[float]) -> list[float]:
+    """A snapshot's publisher row in the current layout: rows from before the refund CUSUM
+    get it at rest."""
+    if len(v) == _WIDTH_V1:
+        return [*v, *_AT_REST[:3], v[_CUS + _CUS_LAST], 0.0]
+    if len(v) != _WIDTH:
+        raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each, got {len(v)}")
+    return v
 
 
 def _carrier(f: Finding) -> int:
@@ -710,5 +776,5 @@ def _fresh_row(w: int) -> array:
     st = array("d", _EMPTY_ROW)
     st[_BIRTH] = w
     st[_LAST] = w - 1
-    st[_CUS_LAST] = w - 1
+    st[_CUS + _CUS_LAST] = st[_RCUS + _CUS_LAST] = w - 1
     return st

@@ -1,0 +1,119 @@
+"""A refund wave at one publisher is raised even where its other reasons hide it in the total.
+
+A bad product pushed hard comes back as refunds: 2-3x a publisher's usual refunds for
+hours. Refunds are about half of a typical publisher's invalidations (cancellations most of
+the rest), so in the total the same wave is only 1.5-2x: below the total's CUSUM ratio, and
+spread over hours, too slow for the per-window tests. ``PublisherSpike`` runs a second CUSUM
+on refunds alone (``PublisherParams.refund_cusum_*``).
+
+Refunds follow orders by days, so a publisher new to the stream has refunds rising for days
+as its first orders come into their refund window: no wave, only its refunds catching up.
+Until they have (``refund_lag_windows``, or refunds per order near the platform's for a
+publisher that was there when the detector started), both CUSUMs leave its refunds out.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.detectors import publisher as P
+from monitor.detectors.publisher import PublisherParams, PublisherSpike
+from monitor.pipeline import Monitor, MonitorParams
+from tests.synth import START, Stream
+
+REFUND_SHARE = 0.12 * 0.55  # tests.synth: invalidated share of orders x refunds' share
+
+
+def _run(s: Stream, params: MonitorParams | None = None):
+    mon = Monitor(params)
+    for line in s.lines():
+        mon.process(line)
+    mon.flush()
+    return mon, [a for a in mon.take_alerts() if a.status == "firing"]
+
+
+def _wave(s: Stream, pub: str, at_h: float, hours: float, extra_per_h: float) -> None:
+    """``extra_per_h`` more refunds an hour at ``pub`` for ``hours``, of orders placed 2-12 h
+    before (a product coming back, not a burst of fresh orders)."""
+    for _ in range(int(extra_per_h * hours)):
+        t = START + (at_h + hours * s.rng.random()) * 3600
+        placed = t - 3600 * (2 + 10 * s.rng.random())
+        s.order(placed, pub, "refund", lag=t - placed - 5)
+
+
+def _wave_stream() -> tuple[Stream, str, float]:
+    s = Stream(seed=3, publishers=120, hours=30, orders_per_hour=1500)
+    s.baseline()
+    pub = min(s.pubs, key=lambda p: abs(s.share[p] - 0.1))  # ~150 orders an hour
+    refunds_h = 1500 * s.share[pub] * REFUND_SHARE
+    assert 10 <= refunds_h <= 13  # the wave below is +1.5x of that, for 5 hours
+    _wave(s, pub, 19, 5, 1.5 * refunds_h)
+    return s, pub, refunds_h
+
+
+def test_a_refund_wave_is_raised_as_a_sustained_rise_in_refunds():
+    s, pub, _ = _wave_stream()
+    _, fired = _run(s)
+    assert [a.publisher_id for a in fired] == [pub], [(a.publisher_id, a.summary) for a in fired]
+    [alert] = fired
+    assert alert.reason == "refund"
+    assert alert.evidence["test"] == "cusum" and alert.evidence["channel"] == "refund"
+    assert "sustained rise in refund invalidations" in alert.summary
+    assert "2026-11-02T19:" <= alert.window_start < "2026-11-03T00:", alert.window_start
+    assert alert.evidence["observed"] >= 2.0 * alert.evidence["expected"]
+    assert alert.evidence["thresholds"]["refund_cusum"] == PublisherParams().refund_cusum_threshold
+
+
+def test_without_the_refund_cusum_the_wave_is_missed():
+    """The check above can fail: the total's CUSUM and the per-window tests miss it."""
+    s, _, _ = _wave_stream()
+    off = MonitorParams(publisher=PublisherParams(refund_cusum_threshold=0))
+    _, fired = _run(s, off)
+    assert fired == []
+
+
+def _newcomer_stream(seed: int) -> Stream:
+    """A publisher that starts 6 h into the stream with 200 orders an hour, 6.6% of them
+    refunded 6-30 h after payment: its refunds climb for a day, then hold."""
+    s = Stream(seed=seed, publishers=120, hours=44, orders_per_hour=1500)
+    s.baseline()
+    t = START + 6 * 3600
+    while t < START + 44 * 3600:
+        t += s.rng.expovariate(200 / 3600)
+        if s.rng.random() < REFUND_SHARE:
+            s.order(t, "pub-new", "refund", lag=3600 * (6 + 24 * s.rng.random()))
+        else:
+            s.order(t, "pub-new")
+    return s
+
+
+def test_a_new_publishers_refunds_catching_up_with_its_orders_are_no_wave():
+    s = _newcomer_stream(2)
+    _, fired = _run(s)
+    assert fired == [], [(a.publisher_id, a.summary) for a in fired]
+    # the check can fail: counting its refunds from the start, the total's CUSUM fires
+    eager = MonitorParams(publisher=PublisherParams(refund_lag_windows=0))
+    _, fired = _run(s, eager)
+    assert [(a.publisher_id, a.evidence["test"]) for a in fired] == [("pub-new", "cusum")]
+
+
+def test_a_snapshot_from_before_the_refund_cusum_restores_with_it_at_rest():
+    s, pub, _ = _wave_stream()
+    mon, _ = _run(s)
+    snap = mon.publisher.snapshot()
+    assert all(len(row) == P._WIDTH for row in snap["state"].values())
+    old = dict(snap, state={p: row[: P._WIDTH_V1] for p, row in snap["state"].items()})
+    del old["first_window"]
+    det = PublisherSpike()
+    det.restore(old)
+    assert det.first_window is None  # unknown: every publisher waits out the refund lag
+    b = det.state[pub]
+    assert list(det.data[b : b + P._WIDTH_V1]) == snap["state"][pub][: P._WIDTH_V1]
+    assert list(det.data[b + P._RCUS : b + P._RCUS + 3]) == [0.0, 0.0, 0.0]
+    # a current snapshot round-trips exactly
+    again = PublisherSpike()
+    again.restore(snap)
+    assert again.snapshot() == snap
+    bad = dict(snap, state={pub: snap["state"][pub][:-1]})
+    with pytest.raises(ValueError, match="must have 31 values"):
+        PublisherSpike().restore(bad)
