@@ -35,7 +35,7 @@ found by ``state: dict[publisher_id, row offset]``; freed rows are reused. Neith
 dict (string keys, integer values) nor the array holds references the cyclic garbage
 collector must walk: with one small array object per publisher, each full collection
 visited 200k of them and their dict, a third of the run time at a million publishers.
-State is bounded (about 340 bytes a publisher with its id, ~500 B of RSS): idle
+State is bounded (about 370 bytes a publisher with its id, ~530 B of RSS): idle
 publishers leave after two weeks, and beyond ``max_publishers`` (a flood of junk ids) the
 least valuable leave (``_shrink``); both count in ``evicted``.
 """
