@@ -304,7 +304,10 @@ class PlatformSpike:
             what = f"{x} in {minutes} min"
         else:
             test, (obs, exp) = "sustained", ew_sums
-            what = f"about {obs:.0f} over the last ~{minutes * 3} min (weighted)"
+            what = (
+                f"about {obs:.0f} over the last ~{minutes * 3} min (the latest minutes "
+                f"weighted most)"
+            )
         summary = (
             f"Platform-wide rise in invalidations: {what} where {exp:.0f} were expected "
             f"({obs / exp:.1f}x), spread over {n} publishers; the largest rise is in `{reason}`."

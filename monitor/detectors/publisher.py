@@ -475,8 +475,8 @@ class PublisherSpike:
             else:
                 summary = (
                     f"Publisher {pub}: {label}invalidations running at {ratio:.1f}x normal "
-                    f"over the last ~{minutes * 3} min ({obs:.0f} weighted vs {exp:.1f} "
-                    f"expected)."
+                    f"over the last ~{minutes * 3} min (about {obs:.0f} vs {exp:.1f} "
+                    f"expected, the latest minutes weighted most)."
                 )
         elif test == "cusum":
             label = f"{channel} " if c < 6 else ""
