@@ -111,7 +111,11 @@ class AlertBook:
         summary = f.summary
         if status is AlertStatus.RESOLVED:
             minutes = (cur.last_end - cur.first_start) / 60
-            summary = f"Resolved after {minutes:.0f} min: {f.summary}"
+            # the figures are the last firing window's: say so, or they read as ongoing
+            summary = (
+                f"Resolved after {minutes:.0f} min, normal since {iso(cur.last_end)[11:16]} "
+                f"UTC. Last firing window: {f.summary}"
+            )
             evidence["peak_score"] = round(cur.peak_score, 2)
             evidence["windows_active"] = cur.windows
         return Alert(

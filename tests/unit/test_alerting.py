@@ -72,7 +72,10 @@ def test_resolved_summary_names_what_fired_not_the_last_sustaining_window():
     book.update(300, 600, 720, [quiet])
     out = book.update(600, 900, 1020, [])
     assert out[0].status == "resolved"
-    assert out[0].summary == "Resolved after 10 min: Publisher pub-1: 30 invalidations"
+    assert out[0].summary == (
+        "Resolved after 10 min, normal since 00:10 UTC. Last firing window: "
+        "Publisher pub-1: 30 invalidations"
+    )
     # the reason and evidence of the resolve are those of the firing window its summary
     # names (the quiet window had no reason and 3 observed)
     assert out[0].reason == "fraud"
@@ -106,5 +109,8 @@ def test_an_older_snapshot_without_the_firing_finding_resolves_with_its_headline
     restored = AlertBook(resolve_after_windows=1)
     restored.restore(snap)
     (out,) = restored.update(300, 600, 720, [])
-    assert out.summary == "Resolved after 5 min: Publisher pub-1: 31 invalidations"
+    assert out.summary == (
+        "Resolved after 5 min, normal since 00:05 UTC. Last firing window: "
+        "Publisher pub-1: 31 invalidations"
+    )
     assert out.reason == "fraud"
