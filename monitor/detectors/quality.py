@@ -8,7 +8,8 @@ redeliveries or the odd truncated line is the background, not an incident.
 ``VolumeDrop`` compares the messages that *arrived* in a window (by stream clock:
 future-stamped, late and malformed ones arrived too; duplicates count once) with
 the seasonal forecast of the series detector (``monitor.series``): events missing against
-what this time of day carries, not against a fixed floor.
+what this time of day carries, not against a fixed floor. On the first day, before there
+is a profile, only an abrupt fall below the series' level-and-trend tracker counts.
 """
 
 from __future__ import annotations
@@ -132,6 +133,18 @@ class VolumeParams:
     drift_halflife_windows: float = 6.0
     drift_floor: float = 0.8
     drift_freeze_drop: float = 0.15
+    # the first day has no profile, only the series' level-and-trend tracker, which
+    # follows a step down within two windows. A window ``drift_freeze_drop`` below it and
+    # ``first_day_hold_z`` beyond its noise is held out of it, so a lost partition stays
+    # visible; two such windows in a row ``first_day_min_drop`` below and ``first_day_z``
+    # beyond the noise fire (the tracker's day-1 noise is 1-3 z; a lost third of the
+    # traffic is 4-6 z), and the fall stays held while the alert lasts (bounded)
+    first_day_z: float = 4.0
+    first_day_min_drop: float = 0.25
+    first_day_hold_z: float = 3.0
+    first_day_hold_windows: int = 24
+    first_day_surge_ratio: float = 1.6  # a first-day window this far above the tracker is
+    # a promotion's surge, held out of it (later days: ``surge_ratio`` or the series' z)
 
 
 class VolumeDrop:
@@ -147,6 +160,9 @@ class VolumeDrop:
         self.run_expected = 0.0
         self.ratio = 1.0  # recent observed / profile forecast (drift)
         self.g_ratio = 0.5 ** (1.0 / self.p.drift_halflife_windows)
+        self.first_run = 0  # first day: windows in a row far below the tracker
+        self.first_held = 0  # first day: windows in a row held out of the tracker
+        self.first_fired = False  # first day: a drop fired and its fall is still held
 
     @property
     def series(self) -> SeasonalDetector:
@@ -154,11 +170,11 @@ class VolumeDrop:
 
     def score(self, ctx: WindowContext) -> list[Finding]:
         p = self.p
-        # until a full day has taught the series the daily profile, a promotion's ramp and
-        # its end look like trend: volume drops are only judged against a learned profile
-        if not self.series.warm or (self.series.period and self.series.season is None):
+        if not self.series.warm:
             return []
         x = _arrived(ctx)
+        if self.series.period and self.series.season is None:
+            return self._score_first_day(ctx, x)
         sc = self.series.score_one(x)
         if sc.expected < p.min_expected:
             return []
@@ -194,6 +210,49 @@ class VolumeDrop:
         severity = Severity.CRITICAL if drop >= 0.7 else Severity.WARNING
         return [Finding(Kind.VOLUME_DROP, None, firing, True, s, severity, summary, None, evidence)]
 
+    def _first_day(self, x: float) -> tuple[Any, float, float, bool, bool]:
+        """First day (no profile): (series score, drop, Poisson score, far below, hold)."""
+        p = self.p
+        sc = self.series.score_one(x)
+        e = sc.expected
+        if e < p.min_expected:
+            return sc, 0.0, 0.0, False, False
+        drop = 1.0 - x / e
+        s = poisson_lower_score(x, e)
+        far = drop >= p.first_day_min_drop and s >= p.score and sc.z <= -p.first_day_z
+        hold = drop >= p.drift_freeze_drop and sc.z <= -p.first_day_hold_z
+        return sc, drop, s, far, hold
+
+    def _score_first_day(self, ctx: WindowContext, x: int) -> list[Finding]:
+        """Until a full day has taught the series its profile, the tracker is the only
+        forecast: a promotion's ramp and a busy hour look like trend to it, so only an
+        abrupt, held fall is called a drop (a lost producer or partition)."""
+        p = self.p
+        sc, drop, s, far, hold = self._first_day(x)
+        firing = far and self.first_run >= 1
+        # an open alert stays open while the traffic stays below the held tracker
+        sustain = self.first_fired and drop >= p.first_day_min_drop / 2 and s >= 2.0
+        if not (firing or sustain):
+            return []
+        e = sc.expected
+        summary = (
+            f"Event volume dropped {drop:.0%} abruptly: {x} events in {ctx.acc.width // 60} "
+            f"min where the recent trend pointed to {e:.0f} (first day: no daily profile "
+            f"yet) - a producer, topic or partition may be missing."
+        )
+        evidence = {
+            "test": "first_day_step",
+            "observed": x,
+            "expected": round(e, 1),
+            "drop": round(drop, 3),
+            "score": round(s, 2),
+            "series_z": round(sc.z, 2),
+            "windows_below": self.first_run + 1 if far else self.first_run,
+            "thresholds": {"min_drop": p.first_day_min_drop, "score": p.score, "z": p.first_day_z},
+        }
+        severity = Severity.CRITICAL if drop >= 0.7 else Severity.WARNING
+        return [Finding(Kind.VOLUME_DROP, None, firing, True, s, severity, summary, None, evidence)]
+
     def _cusum(self, z: float, x: float, e: float) -> tuple[float, float, float]:
         cus = max(0.0, self.cusum - z - self.p.cusum_allowance)
         if cus <= 0:
@@ -208,7 +267,28 @@ class VolumeDrop:
         return min(1.0, max(self.p.drift_floor, self.ratio))
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
+        p = self.p
         x = _arrived(ctx)
+        first_day = bool(self.series.warm and self.series.period and self.series.season is None)
+        if first_day:
+            _, drop, _, far, hold = self._first_day(x)
+            self.first_run = self.first_run + 1 if far else 0
+            self.first_fired = self.first_fired or self.first_run >= 2
+            # a fall is held out of the tracker for the two windows that confirm it, and
+            # for as long as the alert it raised lasts (bounded); an unconfirmed one is
+            # the day's curve (a busy hour ending), which the tracker must follow
+            if self.first_fired:
+                hold = drop >= p.first_day_min_drop / 2
+                hold = hold and self.first_held < p.first_day_hold_windows
+            else:
+                hold = hold and self.first_held < 2
+            self.first_held = self.first_held + 1 if hold else 0
+            self.first_fired = self.first_fired and hold
+            if hold:  # the tracker keeps the level before the fall
+                self.guard.series.hold(x)
+                return
+        else:
+            self.first_run, self.first_held, self.first_fired = 0, 0, False
         sc = self.series.score_one(x) if self.series.warm else None
         if sc is not None and sc.expected >= self.p.min_expected:
             e = sc.expected * self._drift()
@@ -223,6 +303,13 @@ class VolumeDrop:
         # end of a promotion would look like events going missing; 30% above the forecast
         # in one window is far steeper than any daily ramp
         surge = sc is not None and (sc.direction > 0 or x > self.p.surge_ratio * sc.expected)
+        if first_day:
+            # the first day's tracker follows the daily ramp one window behind it: an
+            # hour-to-hour jump of traffic is 1.1-1.3x there, a promotion 2x and more
+            # (a fall is held above, while it lasts: nothing else keeps it out)
+            surge = sc is not None and x > self.p.first_day_surge_ratio * sc.expected
+            self.guard.learn(x, surge)
+            return
         self.guard.learn(x, bool(findings) or surge)
 
     def snapshot(self) -> dict[str, Any]:
@@ -230,12 +317,15 @@ class VolumeDrop:
             **self.guard.snapshot(),
             "cusum": [self.cusum, self.run_observed, self.run_expected],
             "ratio": self.ratio,
+            "first_day": [self.first_run, self.first_held, int(self.first_fired)],
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
         self.guard.restore(snap)
         self.cusum, self.run_observed, self.run_expected = snap["cusum"]
         self.ratio = snap.get("ratio", 1.0)  # absent before the drift ratio: no drift
+        self.first_run, self.first_held, fired = snap.get("first_day", (0, 0, 0))
+        self.first_fired = bool(fired)
 
 
 def _arrived(ctx: WindowContext) -> int:
