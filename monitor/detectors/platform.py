@@ -12,7 +12,9 @@ publisher detector's to report, not this one's.
 
 ``reason_shift`` fires when the mix of reasons departs from the learned mix (G-test) by a
 clear total variation distance while the total is not spiking, again only when broad: a
-producer that maps every reason to ``other`` is a data problem, not a fraud wave.
+producer that maps every reason to ``other`` is a data problem, not a fraud wave. The
+learned mix is the all-day one and, once there are earlier days, that of the window's hour
+of the day (refunds are processed in office hours): a shift must depart from both.
 """
 
 from __future__ import annotations
@@ -52,6 +54,17 @@ class PlatformParams:
     shift_max_volume_factor: float = 1.2  # nor during an order surge (promotion)
     relabel_rest_ratio: float = 0.75  # other reasons below this share of normal: relabelling
     prior_mix: tuple[float, ...] = (0.55, 0.3, 0.04, 0.03, 0.005, 0.075)  # start mix
+    # the reason mix by hour of the day: merchants process refunds in office hours, fraud
+    # reviews run in nightly batches, so the mix at 09:00 is not the day's mix. A reason
+    # shift must depart from both the all-day mix and this hour's mix (the one it is
+    # nearer to is the reference): a time-of-day pattern departs from the first only, the
+    # rest of an hour that holds a daily batch in its first minutes from the second only.
+    # An hour's counts join its profile when the hour is over (so a shift within the hour
+    # is judged against earlier days, not against its own first minutes), decay by the day
+    # (half weight after this many days) and are blended with the all-day mix as this many
+    # pseudo-invalidations, so that on the first day the hour's mix is the all-day mix
+    hour_halflife_days: float = 3.0
+    hour_prior_weight: float = 200.0
 
 
 class PlatformBaseline:
@@ -64,6 +77,13 @@ class PlatformBaseline:
         self.orders_guard = GuardedSeries(SeasonalDetector(p.period_windows, counts=True))
         self.sums = [0.0] * (CHANNELS + 1)  # decayed channel sums, then orders
         self.windows = 0.0  # decayed window count
+        self.gh = 2.0 ** (-1.0 / p.hour_halflife_days)
+        self.hour_sums = [[0.0] * 6 for _ in range(24)]  # decayed reason counts by hour
+        self.hour_open = [0.0] * 6  # the current hour's counts, not in hour_sums yet
+        self.hour = -1  # hour of the day of the window being closed (set by prepare)
+        self.hour_serial = -1  # which hour (since the epoch) hour_open holds
+        self.cur_mix = self.day_mix()
+        self.cur_hour_mix = self.cur_mix
         self.season_short = 0.0
         self.orders_short = 0.0
         self.orders_short_expected = 0.0
@@ -88,6 +108,13 @@ class PlatformBaseline:
 
     def prepare(self, ctx: WindowContext) -> None:
         p = self.p
+        serial = ctx.acc.index * 24 // p.period_windows
+        if serial != self.hour_serial:
+            self._fold_hour()
+            self.hour_serial = serial
+        self.hour = serial % 24
+        self.cur_mix = self.day_mix()
+        self.cur_hour_mix = self._hour_mix()
         po = ctx.platform[ORDERS]
         o_fc = self.orders.score_one(po).expected if self.orders.warm else po
         o_short = self.orders_short * self.gv + po
@@ -114,10 +141,34 @@ class PlatformBaseline:
     def _mean_total(self) -> float:
         return self.sums[TOTAL] / self.windows if self.windows > 0 else 0.0
 
-    def mix(self) -> list[float]:
+    def day_mix(self) -> list[float]:
+        """The reason mix over all hours (decayed), starting from ``prior_mix``."""
         tot = sum(self.sums[:6])
         prior = self.p.prior_mix
         return [(self.sums[i] + 20.0 * prior[i]) / (tot + 20.0) for i in range(6)]
+
+    def _fold_hour(self) -> None:
+        """The hour that ``hour_open`` holds is over: into its profile."""
+        if self.hour >= 0:
+            prof = self.hour_sums[self.hour]
+            for i in range(6):
+                prof[i] = prof[i] * self.gh + self.hour_open[i]
+        self.hour_open = [0.0] * 6
+
+    def _hour_mix(self) -> list[float]:
+        day = self.cur_mix
+        counts = self.hour_sums[self.hour]
+        k = self.p.hour_prior_weight
+        tot = sum(counts) + k
+        return [(counts[i] + k * day[i]) / tot for i in range(6)]
+
+    def mix(self) -> list[float]:
+        """The usual reason mix (all day, as of the window being closed)."""
+        return self.cur_mix
+
+    def hour_mix(self) -> list[float]:
+        """The usual reason mix at the closing window's hour of the day."""
+        return self.cur_hour_mix
 
     def ew_now(self, ctx: WindowContext) -> tuple[list[float], float, float]:
         """EW sums including the window being closed: (counts per channel, expected, forecast)."""
@@ -150,12 +201,19 @@ class PlatformBaseline:
         self.season_short = ctx.season_short
         g = self.g
         self.windows = self.windows * g + 1.0
+        mix = self.cur_mix
         for c in range(CHANNELS + 1):
             x = float(plat[c] if c < CHANNELS else plat[ORDERS])
             if spike and c < CHANNELS:
                 x = min(x, self.expected_total * (self.sums[c] + 1) / (self.sums[TOTAL] + 1))
+            if c < 6:
+                # the hour's profile learns the mix as it was, even while a shift fires: a
+                # false shift on the first day must not teach the next day's same hour the
+                # mix it departed from (a real one that lasts is kept open by the all-day
+                # mix, which does not learn it)
+                self.hour_open[c] += x
             if shift and c < 6:
-                x = plat[TOTAL] * self.mix()[c]
+                x = plat[TOTAL] * mix[c]
             self.sums[c] = self.sums[c] * g + x
 
     def snapshot(self) -> dict[str, Any]:
@@ -168,6 +226,7 @@ class PlatformBaseline:
             "orders_short": self.orders_short,
             "orders_short_expected": self.orders_short_expected,
             "ew": [*self.ew_counts, self.ew_expected, self.ew_forecast],
+            "hours": [self.hour_serial, self.hour, self.hour_open, self.hour_sums],
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -179,6 +238,12 @@ class PlatformBaseline:
         self.orders_short = snap["orders_short"]
         self.orders_short_expected = snap["orders_short_expected"]
         *self.ew_counts, self.ew_expected, self.ew_forecast = snap["ew"]
+        # a snapshot from before the hourly mix: every hour starts at the all-day mix
+        blank = [-1, -1, [0.0] * 6, [[0.0] * 6] * 24]
+        serial, hour, hour_open, hour_sums = snap.get("hours", blank)
+        self.hour_serial, self.hour = serial, hour
+        self.hour_open = list(hour_open)
+        self.hour_sums = [list(h) for h in hour_sums]
 
 
 def excess_spread(ctx: WindowContext, channel: int) -> tuple[float, int, float, float, list]:
@@ -287,7 +352,7 @@ class PlatformSpike:
         # window has too few, and then the ~15-minute EW counts carry the test
         window = [float(v) for v in ctx.platform[:6]]
         counts = window if sum(window) >= p.shift_min_invalidations else ew[:6]
-        shift = self._shift(ctx, mix, counts) if calm else None
+        shift = self._shift(ctx, mix, base.hour_mix(), counts) if calm else None
         if shift is not None:
             findings.append(shift)
         return findings
@@ -350,27 +415,32 @@ class PlatformSpike:
             channels + ("fast", "total"),
         )
 
-    def _shift(self, ctx: WindowContext, mix: list[float], counts: list[float]) -> Finding | None:
-        """G-test of reason counts against the learned mix."""
+    def _shift(
+        self, ctx: WindowContext, day: list[float], hour: list[float], counts: list[float]
+    ) -> Finding | None:
+        """G-test of reason counts against the usual mix of the day and of the hour.
+
+        To fire, the counts must depart from both (the nearer one is reported); an open
+        alert is kept while they depart from the all-day mix, so that a relabelling that
+        lasts into an hour whose usual mix happens to be nearer does not end it early."""
         p = self.p
         n = sum(counts)
         if n < p.shift_min_invalidations:
             return None
-        g = 0.0
-        tvd = 0.0
-        for i in range(6):
-            exp = n * mix[i]
-            if counts[i] > 0:
-                g += 2.0 * counts[i] * math.log(counts[i] / exp)
-            tvd += abs(counts[i] / n - mix[i])
-        tvd /= 2
-        s = chi2_score(g, 5)
+        s, tvd = self._g_test(counts, n, day)
+        mix = day
+        sustain = s >= p.shift_score / 2 and tvd >= p.shift_min_tvd / 2
+        firing = s >= p.shift_score and tvd >= p.shift_min_tvd
+        if firing:
+            s_hour, tvd_hour = self._g_test(counts, n, hour)
+            if s_hour < s:
+                s, tvd, mix = s_hour, tvd_hour, hour
+                firing = s >= p.shift_score and tvd >= p.shift_min_tvd
+        if not (firing or sustain):
+            return None
         rising = max(range(6), key=lambda i: counts[i] / n - mix[i])
         spread = excess_spread(ctx, rising)
-        broad = self._broad(spread)
-        firing = s >= p.shift_score and tvd >= p.shift_min_tvd and broad
-        sustain = s >= p.shift_score / 2 and tvd >= p.shift_min_tvd / 2 and broad
-        if not (firing or sustain):
+        if not self._broad(spread):
             return None
         reason = REASONS[rising].value
         share_now = counts[rising] / n
@@ -402,6 +472,17 @@ class PlatformSpike:
             evidence,
             (reason,),
         )
+
+    @staticmethod
+    def _g_test(counts: list[float], n: float, mix: list[float]) -> tuple[float, float]:
+        """(-log10 p of the G-test, total variation distance) of ``counts`` against ``mix``."""
+        g = 0.0
+        tvd = 0.0
+        for i in range(6):
+            if counts[i] > 0:
+                g += 2.0 * counts[i] * math.log(counts[i] / (n * mix[i]))
+            tvd += abs(counts[i] / n - mix[i])
+        return chi2_score(g, 5), tvd / 2
 
     def learn(self, ctx: WindowContext, findings: list[Finding]) -> None:
         # firing findings, and abrupt ones (already past the firing ratio), are kept out of
