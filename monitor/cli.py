@@ -156,9 +156,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rejects", help="write every rejected line here with its code and message")
     p.add_argument("--config", help="TOML config file")
     p.add_argument("--quiet", action="store_true", help="no summary on stderr")
-    p.add_argument("--notify", action="store_true",
-                   help="also send the alerts through the configured receivers ([alerts] in "
-                   "--config, or ORDERMON_*_URL; see alerts/README.md); off by default")
+    p.add_argument(
+        "--notify",
+        action="store_true",
+        help="also send the alerts through the configured receivers ([alerts] in "
+        "--config, or ORDERMON_*_URL; see alerts/README.md); off by default",
+    )
     p.set_defaults(func=cmd_replay)
 
     p = sub.add_parser("simulate", help="write a realistic labelled event stream")
@@ -209,8 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", help="table store: rocksdb:// or memory://")
     p.add_argument("--datadir", help="local table data directory (one per worker)")
     p.add_argument("--partitions", type=int, help="input partitions if the topic is created")
-    p.add_argument("--embedded", action="store_true",
-                   help="the broker is the embedded Tansu (see streams/README.md)")
+    p.add_argument(
+        "--embedded",
+        action="store_true",
+        help="the broker is the embedded Tansu (see streams/README.md)",
+    )
     p.add_argument(
         "--log-format",
         choices=("json", "console", "auto"),
@@ -230,13 +236,23 @@ def build_parser() -> argparse.ArgumentParser:
     add_soak(sub)
 
     p = sub.add_parser("demo", help="the live demo: embedded broker, simulated stream, worker")
-    p.add_argument("--speed", type=float, default=1200.0,
-                   help="event time runs this many times faster than the wall clock")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: "
-                   "when the simulated stream ends, or Ctrl-C)")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=1200.0,
+        help="event time runs this many times faster than the wall clock",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        help="stop after this many seconds (default: when the simulated stream ends, or Ctrl-C)",
+    )
     p.add_argument("--web-port", type=int, default=0, help="status port (default: a free one)")
-    p.add_argument("--offline", action="store_true",
-                   help="the offline demo: simulate, replay in-process, print alerts")
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="the offline demo: simulate, replay in-process, print alerts",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--publishers", type=int, help="default 400 live, 1500 offline")
     p.add_argument("--days", type=float, default=1.5)

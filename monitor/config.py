@@ -186,7 +186,13 @@ def _nest(flat: dict[str, dict[str, str]]) -> dict[str, Any]:
 def _apply_doc(params: MonitorParams, doc: Mapping[str, Any]) -> MonitorParams:
     # [stream] is the stream service's (streams.settings), not the detectors'
     unknown = set(doc) - {
-        "monitor", "publisher", "platform", "volume", "quality", "alerts", "stream"
+        "monitor",
+        "publisher",
+        "platform",
+        "volume",
+        "quality",
+        "alerts",
+        "stream",
     }
     if unknown:
         raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")

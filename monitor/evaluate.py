@@ -224,6 +224,7 @@ def score(incidents: list[Incident], alerts: list[AlertSpan], grace_s: float) ->
     f1 = None
     if precision is not None and recall is not None:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
     # the alerts one platform incident raised: its own kind's and publisher alerts during
     # it that no other incident explains (a concurrent fraud burst elsewhere, a duplicate
     # storm of the feed, are their own incidents, not part of this one's storm)

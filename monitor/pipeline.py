@@ -175,7 +175,9 @@ class Detection:
         spike_channels = {
             c for f in stream_wide if f.kind is Kind.PLATFORM_SPIKE for c in f.channels
         } | {
-            c for cur in self.book.open.values() if cur.kind is Kind.PLATFORM_SPIKE
+            c
+            for cur in self.book.open.values()
+            if cur.kind is Kind.PLATFORM_SPIKE
             for c in cur.last.channels
         }
         for f in findings:

@@ -173,8 +173,6 @@ def mutate(line: bytes, rng: random.Random) -> bytes:
     return line[:-1] + b', "pad": "' + b"x" * rng.choice((1000, 65_000, 70_000)) + b'"}'
 
 
-
-
 def far_time(rng: random.Random, base: float, with_known: bool = False) -> str:
     """A timestamp the clock guard must cope with: far ahead, far behind, or at the edges
     of what RFC 3339 and a datetime hold (with offsets that move the UTC instant)."""

@@ -9,10 +9,12 @@ towards "a publisher of its size" and a new large one starts sensible::
 
 ``a_c`` and the publisher's order count decay with ``halflife_windows``; ``n`` is the
 decayed number of windows since the publisher was first seen. The expected count in a
-window is ``lambda_c * season * vf``: the platform's hour-of-day index and the
+window is ``lambda_c * season * vf * own_day``: the platform's hour-of-day index, the
 publisher's own *volume factor* (short-term order rate over long-term, never below 1), so
 a promotion that multiplies orders and proportionally their invalidations is no spike,
-while brushing (orders up, most of them invalidated fast) still is.
+while brushing (orders up, most of them invalidated fast) still is, and its *own day*:
+how its invalidations spread over the day next to the platform's (a publisher in another
+time zone, a merchant's office hours), learned over its last days and shrunk towards 1.
 
 Three tests, all ``-log10 p`` under a negative binomial whose dispersion reflects the
 uncertainty of the rate (and caps at ``dispersion_cap`` for clumpy real counts):
@@ -35,7 +37,7 @@ found by ``state: dict[publisher_id, row offset]``; freed rows are reused. Neith
 dict (string keys, integer values) nor the array holds references the cyclic garbage
 collector must walk: with one small array object per publisher, each full collection
 visited 200k of them and their dict, a third of the run time at a million publishers.
-State is bounded (about 370 bytes a publisher with its id, ~530 B of RSS): idle
+State is bounded (about 480 bytes a publisher with its id, ~630 B of RSS): idle
 publishers leave after two weeks, and beyond ``max_publishers`` (a flood of junk ids) the
 least valuable leave (``_shrink``); both count in ``evicted``.
 """
@@ -72,7 +74,15 @@ _CUS = 20  # on the total
 _XL = 25  # hour-scale decayed total: keeps an alert open while its excess lasts
 _RCUS = 26  # on refunds: a refund wave is diluted in the total by the other reasons
 _CUS_VALUE, _CUS_EXC, _CUS_EXP, _CUS_LAST, _CUS_RUN = range(5)
-_WIDTH = 31
+# the publisher's own time of day: its invalidations in each of ``_BUCKETS`` parts of the
+# day (long-decayed, like ``_A``), then the part it is in now (not in its profile until
+# that part of the day is over) and which part that is (a serial: -1 none)
+_BUCKETS = 12
+_PT = 31
+_PT_OPEN = _PT + _BUCKETS
+_PT_SERIAL = _PT_OPEN + 1
+_WIDTH = _PT_SERIAL + 1
+_WIDTH_V2 = 31  # rows of snapshots taken before the time-of-day profile: restored empty
 _WIDTH_V1 = 26  # rows of snapshots taken before the refund CUSUM: restored with it at rest
 _EMPTY_ROW = array("d", bytes(8 * _WIDTH))
 _AT_REST = (0.0, 0.0, 0.0, 0.0)  # a CUSUM run: value, excess, expected, windows
@@ -123,6 +133,20 @@ class PublisherParams:
     recurring_days: int = 3  # a spike recurring within this many days is a daily pattern
     recurring_tolerance_windows: int = 12  # how far that time of day may drift (1 h)
     recurring_max_ratio: float = 3.0  # a recurrence this much larger is raised after all
+    # a publisher's own time of day: its expectations follow the platform's hour-of-day
+    # index times how its own invalidations were spread over the day relative to the
+    # platform's (``_BUCKETS`` parts of the day, over its last days, shrunk towards the
+    # platform's spread by this many pseudo-invalidations). A platform serves several time
+    # zones, and a merchant's refunds come in its own office hours: judged by the
+    # platform's day, a European publisher's every afternoon was a "sustained rise".
+    # Used once the publisher has a day of history; 0 turns it off
+    own_day_prior: float = 100.0
+    # the spread is learned over days: a day's part seen 22 h ago and one seen an hour ago
+    # weigh nearly alike, so a publisher whose volume grows does not read its older parts
+    # of the day as its quiet ones
+    own_day_halflife_windows: float = 288.0 * 7
+    own_day_min_ratio: float = 0.67  # the own-day factor is kept within these
+    own_day_max_ratio: float = 5.0
     forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
     max_publishers: int = 200_000  # memory cap (~500 B each): beyond it, least valuable leave
 
@@ -154,6 +178,7 @@ class PublisherSpike:
         self.g = 2.0 ** (-1.0 / p.halflife_windows)
         self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
+        self.gd = 2.0 ** (-1.0 / p.own_day_halflife_windows)
         self.epoch = 0  # window index the scaled sums are relative to
         self.state: dict[str, int] = {}  # publisher -> offset of its row in ``data``
         self.data = array("d")  # the rows, ``_WIDTH`` doubles each
@@ -165,6 +190,14 @@ class PublisherSpike:
         self.plat_os = 0.0
         self.plat_o = 0.0
         self.plat_windows = 0
+        # the platform's invalidations by part of the day, as the publishers' (decayed
+        # every window): the reference a publisher's own spread is compared with
+        self.plat_day = [0.0] * _BUCKETS
+        self.plat_day_open = 0.0
+        self.plat_day_serial = -1
+        self._bucket_windows = 0  # windows per part of the day (set from the window width)
+        self._day_ref: tuple[int, list[float]] | None = None  # ``score`` sets it
+        self._w = 0  # the window ``score`` is scoring
         self.first_window: int | None = None  # first window with publishers (None: unknown)
         # spike episodes per publisher, for the daily-pattern rule: [first window, last
         # window, carrier channel, peak count of that channel, 1 if recognised as recurring]
@@ -213,6 +246,8 @@ class PublisherSpike:
         data, gs, min_count = self.data, self.gs, p.min_count
         win = self._window = self._rows_of(ctx.acc.pubs)
         keys, vecs, offs = win.keys, win.vecs, win.offs
+        self._day_ref = self._platform_day(ctx)
+        self._w = w
         # most publishers of a window have no invalidation in it or in their short memory,
         # and no CUSUM run: nothing to test. Which ones to test is decided in whole-array
         # passes over the window's rows (one Python iteration per publisher of a window was
@@ -303,16 +338,70 @@ class PublisherSpike:
         short = self.plat_os * self.gv + ctx.platform[ORDERS]
         return max(0.2, (short / ns) / max(self.plat_o / n, 1e-9))
 
+    # -- the publisher's own time of day ------------------------------------------------
+    def _serial(self, w: int, width: int) -> int:
+        """Which part of the day (counted since the epoch) window ``w`` is in."""
+        if not self._bucket_windows:
+            self._bucket_windows = max(1, 86400 // width // _BUCKETS)
+        return w // self._bucket_windows
+
+    def _platform_day(self, ctx: WindowContext) -> tuple[int, list[float]] | None:
+        """(part of the day of this window, the platform's share of its invalidations in
+        each part of the day over the completed parts), None before there are any."""
+        serial = self._serial(ctx.acc.index, ctx.acc.width)
+        day = list(self.plat_day)
+        if self.plat_day_serial >= 0 and self.plat_day_serial != serial:
+            day[self.plat_day_serial % _BUCKETS] += self.plat_day_open  # over: it counts
+        tot = sum(day)
+        if tot <= 0 or not self.p.own_day_prior:
+            return None
+        return serial % _BUCKETS, [v / tot for v in day]
+
+    def _own_day(self, st: array, serial: int) -> float:
+        """This publisher's own-day factor for the part of the day ``serial`` is in: its
+        share of invalidations there over the platform's share (1: no profile yet, or the
+        publisher was not there for the whole of that part of the day a day ago, when an
+        empty part would read as a quiet one)."""
+        ref = self._day_ref
+        p = self.p
+        if ref is None or (serial - _BUCKETS) * self._bucket_windows < st[_BIRTH]:
+            return 1.0
+        bucket, shares = ref
+        s_h = shares[bucket]
+        if s_h <= 0:
+            return 1.0
+        own = st[_PT : _PT + _BUCKETS].tolist()
+        last = int(st[_PT_SERIAL])
+        if last >= 0 and last != serial:
+            own[last % _BUCKETS] += st[_PT_OPEN]
+        k = p.own_day_prior
+        f_day = self.gd ** (self._w - 1 - self.epoch)
+        tot = sum(own) * f_day
+        share = (own[bucket] * f_day + k * s_h) / (tot + k)
+        return min(max(share / s_h, p.own_day_min_ratio), p.own_day_max_ratio)
+
     def _test(self, pub, st, vec, w, ctx, thr, f_long, f_short, f_vol) -> dict[str, Any]:
         p = self.p
         n, orate, lam = self._rates(st, w, f_long, ctx)
         age = w - st[_BIRTH]
+        day_f = self._own_day(st, self._serial(w, ctx.acc.width))
+        if (
+            day_f < 1.0
+            and age < p.refund_lag_windows
+            and (
+                self.first_window is None or st[_BIRTH] > self.first_window + p.start_grace_windows
+            )
+        ):
+            # new to the stream: its invalidations grow for days (refunds follow orders),
+            # so its first day's hours read as quiet ones; only a busier part counts
+            day_f = 1.0
         os_now = st[_OS] * f_vol * self.gv + vec[ORDERS]
         ns_now = (1.0 - self.gv ** (age + 1)) / (1.0 - self.gv)
         own = (os_now + p.volume_prior_orders) / (orate * ns_now + p.volume_prior_orders)
         # platform-wide surge (vs its seasonal forecast) times this publisher's own surge
         # relative to the platform's rhythm: promotions, big or small, raise expectations
         vf = ctx.volume_factor * max(1.0, own / self._plat_ratio)
+        m = vf * day_f  # what the expectations are multiplied by
         short_exposure = min(ctx.season_short, (1.0 - self.gs ** (age + 1)) / (1.0 - self.gs))
         best: tuple | None = None  # (score, test, channel, observed, expected)
         sustain = False
@@ -322,14 +411,14 @@ class PublisherSpike:
         min_gap = min(2, p.min_excess)
         expected = [0.0] * CHANNELS
         for c in range(CHANNELS):
-            e = lam[c] * season * vf
+            e = lam[c] * season * m
             expected[c] = e
             x = vec[c]
             xs = st[_X + c] * f_short * gs + x
             if x < burst_min and xs < min_count:
                 continue  # too few for either test (most channels of most publishers)
             size = min(st[_A + c] * f_long + p.prior_strength, p.dispersion_cap)
-            es = lam[c] * short_exposure * vf
+            es = lam[c] * short_exposure * m
             for test, obs, exp in (("burst", x, e), ("sustained", xs, es)):
                 if obs < min_count * (0.5 if test == "burst" else 1.0) or obs - exp < min_gap:
                     continue
@@ -375,7 +464,7 @@ class PublisherSpike:
         xl = st[_XL] * f_vol * self.gv + vec[TOTAL]
         el = (
             lam[TOTAL]
-            * vf
+            * m
             * ctx.season
             * min(1.0 / (1.0 - self.gv), (1.0 - self.gv ** (age + 1)) / (1.0 - self.gv))
         )
@@ -389,6 +478,7 @@ class PublisherSpike:
             "vf": vf,
             "cusum": run_t,
             "refund_cusum": run_r,  # None with the refund CUSUM off
+            "own_day": day_f,
             "finding": finding,
             # only a firing finding is kept out of the baseline; sustain-level noise is
             # ordinary variation the baseline must learn, or it drifts low
@@ -547,10 +637,13 @@ class PublisherSpike:
             self._rebase(w)
         k = w - self.epoch
         sc_long, sc_short, sc_vol = self.g**-k, self.gs**-k, self.gv**-k
+        sc_day = self.gd**-k
         results = ctx.publisher_results
         self.plat_os = self.plat_os * self.gv + ctx.platform[ORDERS]
         self.plat_o = self.plat_o * self.g + ctx.platform[ORDERS]
         self.plat_windows += 1
+        serial = self._serial(w, ctx.acc.width)
+        self._learn_platform_day(serial, ctx.platform[TOTAL])
         if self.first_window is None and ctx.acc.pubs:
             # the first window with publishers in it: empty windows before it close in a
             # stream (a partition's idle mark) and not in a replay
@@ -599,6 +692,18 @@ class PublisherSpike:
             explained = pub in explained_pubs
             if not explained:
                 d[b + _XL] += x_total * sc_vol
+            # the publisher's own time of day counts what the platform's does (a platform-
+            # wide cause included), a spike of its own at most at a high-normal count
+            last = int(d[b + _PT_SERIAL])
+            if last != serial:
+                if last >= 0:
+                    d[b + _PT + last % _BUCKETS] += d[b + _PT_OPEN]
+                d[b + _PT_OPEN], d[b + _PT_SERIAL] = 0.0, serial
+            if protect:
+                e = res["expected"][TOTAL]  # type: ignore[index]
+                d[b + _PT_OPEN] += min(x_total, e + 2.0 * math.sqrt(e) + 1.0) * sc_day
+            else:
+                d[b + _PT_OPEN] += x_total * sc_day
             # any invalidation channel counts only with the total (reasons and fast are
             # parts of it)
             for c in range(CHANNELS):
@@ -623,9 +728,19 @@ class PublisherSpike:
         if len(self.state) > self.p.max_publishers:
             self._shrink()
 
+    def _learn_platform_day(self, serial: int, x: float) -> None:
+        """The platform's invalidations by part of the day; the part that is over joins it."""
+        g = self.gd
+        self.plat_day = [v * g for v in self.plat_day]
+        if serial != self.plat_day_serial:
+            if self.plat_day_serial >= 0:
+                self.plat_day[self.plat_day_serial % _BUCKETS] += self.plat_day_open * g
+            self.plat_day_open, self.plat_day_serial = 0.0, serial
+        self.plat_day_open = self.plat_day_open * g + x
+
     def _rebase(self, w: int) -> None:
         shift = w - self.epoch
-        fl, fs, fv = self.g**shift, self.gs**shift, self.gv**shift
+        fl, fs, fv, fd = self.g**shift, self.gs**shift, self.gv**shift, self.gd**shift
         d = self.data
         for b in self.state.values():
             d[b + _O] *= fl
@@ -635,6 +750,8 @@ class PublisherSpike:
                 d[i] *= fl
             for i in range(b + _X, b + _X + CHANNELS):
                 d[i] *= fs
+            for i in range(b + _PT, b + _PT_OPEN + 1):
+                d[i] *= fd
         self.epoch = w
 
     def _forget(self, w: int) -> None:
@@ -716,6 +833,7 @@ class PublisherSpike:
             "evicted": self.evicted,
             "evicted_cap": self.evicted_cap,
             "platform_orders": [self.plat_os, self.plat_o, self.plat_windows],
+            "platform_day": [self.plat_day_serial, self.plat_day_open, self.plat_day],
             "recur": self.recur,
             "recurring": self.recurring,
             "first_window": self.first_window,
@@ -728,6 +846,9 @@ class PublisherSpike:
         self.evicted = snap["evicted"]
         self.evicted_cap = snap.get("evicted_cap", 0)  # absent before the cap existed
         self.plat_os, self.plat_o, self.plat_windows = snap["platform_orders"]
+        # absent before the own time of day: no profile yet (publishers at 1 for a day)
+        serial, open_, day = snap.get("platform_day", [-1, 0.0, [0.0] * _BUCKETS])
+        self.plat_day_serial, self.plat_day_open, self.plat_day = serial, open_, list(day)
         # absent before the daily-pattern rule: nothing remembered
         self.recur = {pub: [list(ep) for ep in eps] for pub, eps in snap.get("recur", {}).items()}
         self.recurring = snap.get("recurring", 0)
@@ -741,9 +862,11 @@ class PublisherSpike:
 
 def _upgrade_row(v: list[float]) -> list[float]:
     """A snapshot's publisher row in the current layout: rows from before the refund CUSUM
-    get it at rest."""
+    get it at rest, rows from before the own time of day an empty profile."""
     if len(v) == _WIDTH_V1:
-        return [*v, *_AT_REST[:3], v[_CUS + _CUS_LAST], 0.0]
+        v = [*v, *_AT_REST[:3], v[_CUS + _CUS_LAST], 0.0]
+    if len(v) == _WIDTH_V2:
+        v = [*v, *[0.0] * (_BUCKETS + 1), -1.0]
     if len(v) != _WIDTH:
         raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each, got {len(v)}")
     return v
@@ -777,4 +900,5 @@ def _fresh_row(w: int) -> array:
     st[_BIRTH] = w
     st[_LAST] = w - 1
     st[_CUS + _CUS_LAST] = st[_RCUS + _CUS_LAST] = w - 1
+    st[_PT_SERIAL] = -1
     return st

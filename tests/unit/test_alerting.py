@@ -90,8 +90,17 @@ def test_resolved_summary_names_what_fired_not_the_last_sustaining_window():
 def test_resolved_reason_and_evidence_survive_a_snapshot():
     book = AlertBook(resolve_after_windows=1)
     book.update(0, 300, 420, [finding()])
-    quiet = Finding(Kind.PUBLISHER_SPIKE, "pub-1", False, True, 3.0, Severity.WARNING,
-                    "Publisher pub-1: invalidations still elevated.", None, {"observed": 3})
+    quiet = Finding(
+        Kind.PUBLISHER_SPIKE,
+        "pub-1",
+        False,
+        True,
+        3.0,
+        Severity.WARNING,
+        "Publisher pub-1: invalidations still elevated.",
+        None,
+        {"observed": 3},
+    )
     book.update(300, 600, 720, [quiet])
     restored = AlertBook(resolve_after_windows=1)
     restored.restore(book.snapshot())

@@ -134,9 +134,15 @@ def test_detect_series_scores_a_csv_causally(tmp_path):
 
 def test_config_show_never_prints_delivery_secrets():
     secret_url = "https://hooks.slack.com/services/T000/B000/very-secret-token"
-    res = run("config", "show", env={"ORDERMON_SLACK_WEBHOOK_URL": secret_url,
-                                     "ORDERMON_WEBHOOK_URL": "https://example.test/hook",
-                                     "ORDERMON_WEBHOOK_SECRET": "hmac-secret-value"})
+    res = run(
+        "config",
+        "show",
+        env={
+            "ORDERMON_SLACK_WEBHOOK_URL": secret_url,
+            "ORDERMON_WEBHOOK_URL": "https://example.test/hook",
+            "ORDERMON_WEBHOOK_SECRET": "hmac-secret-value",
+        },
+    )
     text = res.stdout.decode() + res.stderr.decode()
     assert res.returncode == 0, text
     assert "[[alerts.receivers]]" in text and "<redacted>" in text

@@ -115,5 +115,13 @@ def test_a_snapshot_from_before_the_refund_cusum_restores_with_it_at_rest():
     again.restore(snap)
     assert again.snapshot() == snap
     bad = dict(snap, state={pub: snap["state"][pub][:-1]})
-    with pytest.raises(ValueError, match="must have 31 values"):
+    with pytest.raises(ValueError, match=f"must have {P._WIDTH} values"):
         PublisherSpike().restore(bad)
+    # rows from before the publisher's own time of day: restored with an empty profile
+    v2 = dict(snap, state={p: row[: P._WIDTH_V2] for p, row in snap["state"].items()})
+    det = PublisherSpike()
+    det.restore(v2)
+    b = det.state[pub]
+    assert list(det.data[b : b + P._WIDTH_V2]) == snap["state"][pub][: P._WIDTH_V2]
+    assert list(det.data[b + P._PT : b + P._PT_OPEN + 1]) == [0.0] * (P._BUCKETS + 1)
+    assert det.data[b + P._PT_SERIAL] == -1.0
