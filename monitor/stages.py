@@ -52,6 +52,8 @@ from monitor.lifecycle import Lifecycle
 from monitor.model import REASON_INDEX, Rejection
 from monitor.windows import HELD, JUMP, ClockGuard, WindowAcc, WindowSet
 
+_CART_REASONS = (REASON_INDEX["cancel"], REASON_INDEX["refund"])  # a buyer's decisions
+
 if TYPE_CHECKING:
     from monitor.pipeline import MonitorParams
 
@@ -156,7 +158,11 @@ class Ingest:
             fast = since_paid is not None and since_paid <= self.fast_s
         if violation is not None:
             self.violations[violation] += 1
-        buyer = ev.parent_order_id or ev.order_id  # type: ignore[union-attr]
+        buyer = ev.parent_order_id  # type: ignore[union-attr]
+        if buyer is None:
+            # a feed without carts: a buyer's cancel or refund of a whole cart is its items
+            # invalidated at one instant, counted as one decision (``monitor.windows``)
+            buyer = f"@{ts!r}" if reason in _CART_REASONS else ev.order_id  # type: ignore[union-attr]
         contrib: tuple | None = (buyer, pub, new_order, reason, fast)
         clock = guard.clock
         late = False

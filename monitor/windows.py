@@ -30,7 +30,11 @@ from typing import Any
 # Per-publisher count vector layout. The invalidation channels (reasons, fast, total) count
 # distinct *buyer* orders (``parent_order_id``, else ``order_id``) per reason: a buyer who
 # cancels a four-item cart is one decision, not four, and counting it four times makes
-# ordinary traffic look bursty. ``RAW`` keeps the sub-order count.
+# ordinary traffic look bursty. A feed that sends no ``parent_order_id`` still shows a
+# cart: its items are cancelled or refunded at one instant, so there a publisher's cancels
+# (refunds) stamped with the same ``occurred_at`` count once. Not the reasons a platform
+# or network decides in batches (fraud, violation, data_anomaly, other): those stay counted
+# by order. ``RAW`` keeps the sub-order count.
 REASON_SLOTS = 6
 FAST = 6
 TOTAL = 7
