@@ -11,6 +11,7 @@ object; the stream driver (``streams/``) runs the same three stages across parti
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,12 +30,23 @@ from monitor.detectors.quality import (
     VolumeDrop,
     VolumeParams,
 )
-from monitor.model import REASON_INDEX, Alert, Kind
+from monitor.model import REASON_INDEX, Alert, Kind, iso
 from monitor.overview import Overview
 from monitor.stages import Ingest, Partial, Windowing
 from monitor.windows import WindowAcc
 
 EVICT_EVERY_WINDOWS = 288  # the lifecycle forgets stale orders once a day of windows
+# Stream-wide findings that recur at the same time of day are a daily pattern: a network's
+# nightly reversal batch (a platform-wide rise at 02:00 every day), the end of a merchant
+# system's confirmation batch (volume falls by a third at 22:00 every day). The first one
+# is raised (nothing says it is a pattern yet); one at the time of day of one of these
+# kinds on one of the last ``DAILY_DAYS`` days, within ``DAILY_TOLERANCE`` windows and at
+# most ``DAILY_MAX_RATIO`` times as far off, is reported, not raised, and learned.
+DAILY_KINDS = (Kind.PLATFORM_SPIKE, Kind.VOLUME_DROP)
+DAILY_DAYS = 3
+DAILY_TOLERANCE = 6  # windows (30 min)
+DAILY_MAX_RATIO = 2.0
+DAILY_EPISODES = 16  # remembered per kind
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,14 @@ class Detection:
         self.watermark: float | None = None
         self.redelivered = 0
         self.overview = Overview()  # derived read model for /metrics and the status page
+        # episodes of firing or recurring stream-wide findings, per kind: [first window,
+        # last window, how far off (observed/expected, or expected/observed for a drop)]
+        self.daily: dict[str, list[list[float]]] = {}
+        self.daily_recurring = 0  # windows whose stream-wide finding was a daily pattern
+        # a platform-wide daily pattern explains publishers' counts in its reasons as an
+        # open platform alert would, until ``resolve_after_windows`` after its last window
+        self.daily_channels: tuple[str, ...] = ()
+        self.daily_until = -1
 
     # -- merging partials (stream driver) -------------------------------------------------
     def add(self, partial: Partial) -> list[tuple[int, float]]:
@@ -135,17 +155,24 @@ class Detection:
         ctx = WindowContext(acc, acc.platform(), detected_at, warm, publisher_tests=len(acc.pubs))
         ctx.quiet_reasons = frozenset(
             REASON_INDEX[c]
-            for cur in self.book.open.values()
-            if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT)
-            for c in cur.last.channels
+            for c in (
+                *(c for cur in self.book.open.values()
+                  if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT)
+                  for c in cur.last.channels),
+                *self._daily_explains(acc.index),
+            )
             if c in REASON_INDEX
-        )
+        )  # fmt: skip
         self.baseline.prepare(ctx)
         scored: list[tuple[Any, list[Finding]]] = []
         det: Any
         for det in (*self.quality, self.volume, self.publisher, self.platform):
             scored.append((det, det.score(ctx)))
         findings = self._explain(ctx, [f for _, found in scored for f in found])
+        daily = self._daily_patterns(acc.index, acc.width, findings)
+        if daily:  # the detectors learn the daily-pattern reports in place of the findings
+            findings = [daily.get(id(f), f) for f in findings]
+            scored = [(det, [daily.get(id(f), f) for f in found]) for det, found in scored]
         for det, found in scored:
             det.learn(ctx, found)
         if warm:
@@ -153,6 +180,47 @@ class Detection:
                 self.alert_counts[(alert.kind, alert.status)] += 1
                 self.alerts.append(alert)
         self.overview.record(ctx, self.baseline.expected_total, self.book, self.publisher)
+
+    def _daily_patterns(self, w: int, width: int, findings: list[Finding]) -> dict[int, Finding]:
+        """Firing stream-wide findings at the time of day of an earlier day's one of the
+        same kind become daily-pattern reports (not firing, ``evidence["recurring"]``):
+        returns them by ``id()`` of the finding they replace."""
+        out: dict[int, Finding] = {}
+        day = 86400 // width
+        for f in findings:
+            if f.kind not in DAILY_KINDS or not f.firing:
+                continue
+            off = _how_far_off(f)
+            eps = self.daily.setdefault(f.kind.value, [])
+            prior = None
+            for d in range(1, DAILY_DAYS + 1):
+                then = w - d * day
+                for ep in eps:
+                    near = ep[0] - DAILY_TOLERANCE <= then <= ep[1] + DAILY_TOLERANCE
+                    if near and off <= DAILY_MAX_RATIO * ep[2]:
+                        prior = (d, ep)
+                        break
+                if prior:
+                    break
+            if prior is not None:
+                out[id(f)] = _as_daily(f, prior, width)
+                self.daily_recurring += 1
+                if f.kind is Kind.PLATFORM_SPIKE:
+                    self.daily_channels = f.channels
+                    self.daily_until = w + self.params.resolve_after_windows
+            # remember: extend the latest episode, or start one
+            last = eps[-1] if eps else None
+            if last is not None and last[1] >= w - DAILY_TOLERANCE:
+                last[1], last[2] = w, max(last[2], off)
+            else:
+                eps.append([w, w, off])
+                horizon = w - (DAILY_DAYS + 1) * day
+                eps[:] = [ep for ep in eps if ep[1] >= horizon][-DAILY_EPISODES:]
+        return out
+
+    def _daily_explains(self, w: int) -> tuple[str, ...]:
+        """The channels a platform-wide daily pattern still explains at window ``w``."""
+        return self.daily_channels if w <= self.daily_until else ()
 
     def _explain(self, ctx: WindowContext, findings: list[Finding]) -> list[Finding]:
         """Publisher findings a platform-wide finding explains are listed in it, not raised."""
@@ -168,6 +236,7 @@ class Detection:
             if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT):
                 explained.update(cur.last.channels)
                 explained.update(cur.carried)
+        explained.update(self._daily_explains(ctx.acc.index))
         if not explained:
             return findings
         kept: list[Finding] = []
@@ -215,6 +284,9 @@ class Detection:
             "watermark": self.watermark,
             "redelivered": self.redelivered,
             "alerts": [msgspec.to_builtins(a) for a in self.alerts],
+            "daily": self.daily,
+            "daily_recurring": self.daily_recurring,
+            "daily_explains": [list(self.daily_channels), self.daily_until],
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -235,6 +307,35 @@ class Detection:
         self.watermark = snap["watermark"]
         self.redelivered = snap["redelivered"]
         self.alerts = [msgspec.convert(a, Alert) for a in snap["alerts"]]
+        # absent before the daily-pattern rule for stream-wide findings: none remembered
+        self.daily = {k: [list(ep) for ep in eps] for k, eps in snap.get("daily", {}).items()}
+        self.daily_recurring = snap.get("daily_recurring", 0)
+        channels, self.daily_until = snap.get("daily_explains", [[], -1])
+        self.daily_channels = tuple(channels)
+
+
+def _how_far_off(f: Finding) -> float:
+    """How far a stream-wide finding is from normal: observed/expected (a rise) or
+    expected/observed (a drop), at least 1."""
+    obs = float(f.evidence.get("observed", 0.0))
+    exp = float(f.evidence.get("expected", 0.0))
+    if f.kind is Kind.VOLUME_DROP:
+        return max(1.0, exp / max(obs, 1.0))
+    return max(1.0, obs / max(exp, 1e-9))
+
+
+def _as_daily(f: Finding, prior: tuple[int, list[float]], width: int) -> Finding:
+    days, ep = prior
+    at = iso(ep[0] * width)
+    what = "platform-wide rise" if f.kind is Kind.PLATFORM_SPIKE else "volume drop"
+    summary = (
+        f"{f.summary} Not raised: a {what} at this time of day {days} day"
+        f"{'s' if days > 1 else ''} before too (from {at}), a daily pattern such as a "
+        f"network's reversal batch or the end of a nightly batch."
+    )
+    evidence = dict(f.evidence)
+    evidence["recurring"] = {"days_before": days, "since": at, "how_far_off": round(ep[2], 2)}
+    return dataclasses.replace(f, firing=False, summary=summary, evidence=evidence)
 
 
 _SUMMED = ("events", "rejected", "duplicates", "violations", "future", "late", "arrivals")

@@ -490,7 +490,9 @@ class PlatformSpike:
         # must be learned, or it is a false spike every night
         min_ratio = self.p.spike_min_ratio
         spike = any(
-            f.kind is Kind.PLATFORM_SPIKE and (f.firing or f.evidence["ratio"] >= min_ratio)
+            f.kind is Kind.PLATFORM_SPIKE
+            and (f.firing or f.evidence["ratio"] >= min_ratio)
+            and "recurring" not in f.evidence  # a daily pattern is learned
             for f in findings
         )
         shift = any(f.kind is Kind.REASON_SHIFT and f.firing for f in findings)

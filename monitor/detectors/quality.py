@@ -310,7 +310,9 @@ class VolumeDrop:
             surge = sc is not None and x > self.p.first_day_surge_ratio * sc.expected
             self.guard.learn(x, surge)
             return
-        self.guard.learn(x, bool(findings) or surge)
+        # a daily pattern (``monitor.pipeline``: the end of a nightly batch) is learned
+        drop = any("recurring" not in f.evidence for f in findings)
+        self.guard.learn(x, drop or surge)
 
     def snapshot(self) -> dict[str, Any]:
         return {
