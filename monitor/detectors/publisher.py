@@ -147,6 +147,14 @@ class PublisherParams:
     own_day_halflife_windows: float = 288.0 * 7
     own_day_min_ratio: float = 0.67  # the own-day factor is kept within these
     own_day_max_ratio: float = 5.0
+    # a rise many publishers share is not news about each of them: when at least
+    # ``cohort_min`` publishers (and ``cohort_factor`` times as many as usual) have a CUSUM
+    # run well under way in the same channel (refunds, or the total), the runs that fire
+    # are reported as part of that shared rise, not raised. On the first day that is a
+    # region's office hours, which the publishers' own day has not learned yet; the
+    # platform-wide detectors judge a rise of the whole platform (0: off)
+    cohort_min: int = 4
+    cohort_factor: float = 3.0
     forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
     max_publishers: int = 200_000  # memory cap (~500 B each): beyond it, least valuable leave
 
@@ -167,6 +175,8 @@ class _Window:
     new: list[int] = field(default_factory=list)  # positions of publishers not tracked yet
     # firing or recurring findings: (publisher, carrier channel, its count, recurring)
     spiked: list[tuple[str, int, int, bool]] = field(default_factory=list)
+    # CUSUM runs under way (total, refunds), whether each was a shared rise, reports made
+    cohort: tuple[list[int], list[bool], int] = ([0, 0], [False, False], 0)
 
 
 class PublisherSpike:
@@ -203,6 +213,10 @@ class PublisherSpike:
         # window, carrier channel, peak count of that channel, 1 if recognised as recurring]
         self.recur: dict[str, list[list[int]]] = {}
         self.recurring = 0  # windows whose spike was recognised as a daily pattern
+        # publishers with a CUSUM run under way, usually (decayed mean over ordinary
+        # windows), on the total and on refunds; and findings reported as a shared rise
+        self.cohort_usual = [0.0, 0.0]
+        self.shared = 0
         self._window: _Window | None = None  # ``score`` hands it to ``learn``
 
     # -- helpers ------------------------------------------------------------------
@@ -283,7 +297,43 @@ class PublisherSpike:
                     win.spiked.append((pub, c, vec[c], prior is not None))
                 findings.append(f)
         ctx.publisher_results = results
+        if p.cohort_min:
+            findings = self._cohort(results, findings, win)
         return findings
+
+    def _cohort(self, results: dict[str, Any], findings: list[Finding], win: _Window) -> list:
+        """Firing CUSUM findings in a channel where many publishers' runs are under way
+        become reports of a shared rise (not firing; learned as ordinary)."""
+        p = self.p
+        counts = [0, 0]
+        for res in results.values():
+            for i, (run, threshold, ratio) in enumerate((
+                (res["cusum"], p.cusum_threshold, p.cusum_min_ratio),
+                (res["refund_cusum"], p.refund_cusum_threshold, p.refund_cusum_min_ratio),
+            )):  # fmt: skip
+                if run is not None and _under_way(run, threshold, ratio, p.cusum_min_excess):
+                    counts[i] += 1
+        shared = [
+            n >= max(p.cohort_min, p.cohort_factor * usual)
+            for n, usual in zip(counts, self.cohort_usual, strict=True)
+        ]
+        win.cohort = (counts, shared, 0)
+        if not any(shared):
+            return findings
+        out = []
+        reported = 0
+        for f in findings:
+            channel = f.evidence.get("test") == "cusum" and f.evidence.get("channel")
+            i = 0 if channel == "total" else 1 if channel == CHANNEL_NAMES[_REFUND] else -1
+            if f.firing and i >= 0 and shared[i]:
+                f = _as_shared(f, counts[i])
+                res = results[f.scope or ""]
+                res["finding"], res["anomalous"] = f, False
+                win.spiked = [x for x in win.spiked if x[0] != f.scope]
+                reported += 1
+            out.append(f)
+        win.cohort = (counts, shared, reported)
+        return out
 
     def _recurrence(self, pub: str, c: int, x: int, w: int, width: int) -> tuple | None:
         """(days before, episode) of an earlier spike of ``pub`` in channel ``c`` at this
@@ -719,6 +769,11 @@ class PublisherSpike:
                     d[b + _X + c] += (capped if explained else x) * sc_short
                     # protect the baseline: learn at most what was expected
                     d[b + _A + c] += capped * sc_long
+        counts, shared, reported = win.cohort
+        for i, n in enumerate(counts):
+            if not shared[i]:  # the usual count learns from ordinary windows only
+                self.cohort_usual[i] = self.cohort_usual[i] * self.g + n * (1.0 - self.g)
+        self.shared += reported
         if self.p.recurring_days:
             for pub, c, x, recurring in win.spiked:
                 self._remember(pub, c, x, recurring, w, ctx.acc.width)
@@ -836,6 +891,7 @@ class PublisherSpike:
             "platform_day": [self.plat_day_serial, self.plat_day_open, self.plat_day],
             "recur": self.recur,
             "recurring": self.recurring,
+            "cohort": [*self.cohort_usual, self.shared],
             "first_window": self.first_window,
             "state": {pub: self.data[b : b + _WIDTH].tolist() for pub, b in self.state.items()},
         }
@@ -852,6 +908,8 @@ class PublisherSpike:
         # absent before the daily-pattern rule: nothing remembered
         self.recur = {pub: [list(ep) for ep in eps] for pub, eps in snap.get("recur", {}).items()}
         self.recurring = snap.get("recurring", 0)
+        *usual, self.shared = snap.get("cohort", [0.0, 0.0, 0])  # absent before the rule
+        self.cohort_usual = list(usual)
         # absent before the refund CUSUM: every publisher waits for the minimum age
         self.first_window = snap.get("first_window")
         rows = snap["state"]
@@ -870,6 +928,23 @@ def _upgrade_row(v: list[float]) -> list[float]:
     if len(v) != _WIDTH:
         raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each, got {len(v)}")
     return v
+
+
+def _under_way(run: tuple, threshold: float, ratio: float, min_excess: float) -> bool:
+    """A CUSUM run half-way to firing: half the threshold and excess, at the ratio."""
+    cus, exc, exp, _ = run
+    return cus >= threshold / 2 and exc >= min_excess / 2 and exc + exp >= ratio * exp
+
+
+def _as_shared(f: Finding, n: int) -> Finding:
+    """A firing CUSUM finding that many publishers share: reported, not raised."""
+    summary = (
+        f"{f.summary} Not raised: {n} publishers' {f.evidence.get('channel')} invalidations "
+        f"are rising together (a region's office hours not learned yet, or a shared cause)."
+    )
+    evidence = dict(f.evidence)
+    evidence["shared_with"] = n
+    return dataclasses.replace(f, firing=False, summary=summary, evidence=evidence)
 
 
 def _carrier(f: Finding) -> int:
