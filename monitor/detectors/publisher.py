@@ -794,19 +794,20 @@ class PublisherSpike:
         self.plat_day_open = self.plat_day_open * g + x
 
     def _rebase(self, w: int) -> None:
+        """Rescale every row's decayed sums to epoch ``w``: whole columns of the rows at
+        once (free rows too; ``_add`` overwrites them), where a Python loop over 200k
+        publishers' 30 fields took 0.35 s a rebase."""
         shift = w - self.epoch
         fl, fs, fv, fd = self.g**shift, self.gs**shift, self.gv**shift, self.gd**shift
-        d = self.data
-        for b in self.state.values():
-            d[b + _O] *= fl
-            d[b + _OS] *= fv
-            d[b + _XL] *= fv
-            for i in range(b + _A, b + _A + CHANNELS):
-                d[i] *= fl
-            for i in range(b + _X, b + _X + CHANNELS):
-                d[i] *= fs
-            for i in range(b + _PT, b + _PT_OPEN + 1):
-                d[i] *= fd
+        if self.data:
+            rows = np.frombuffer(self.data, dtype=np.float64).reshape(-1, _WIDTH)
+            rows[:, _O] *= fl
+            rows[:, _OS] *= fv
+            rows[:, _XL] *= fv
+            rows[:, _A : _A + CHANNELS] *= fl
+            rows[:, _X : _X + CHANNELS] *= fs
+            rows[:, _PT : _PT_OPEN + 1] *= fd
+            del rows  # ``data`` cannot grow while a view of it exists
         self.epoch = w
 
     def _forget(self, w: int) -> None:
