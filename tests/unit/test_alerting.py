@@ -55,20 +55,17 @@ def test_snapshot_restore_keeps_open_alerts():
     assert [a.status for a in out] == ["resolved"]
 
 
+def _quiet() -> Finding:
+    """A sustain-only window of the alert ``finding()`` opened: no reason, 3 observed."""
+    summary = "Publisher pub-1: invalidations still elevated."
+    return Finding(Kind.PUBLISHER_SPIKE, "pub-1", False, True, 3.0, Severity.WARNING, summary,
+                   None, {"observed": 3})  # fmt: skip
+
+
 def test_resolved_summary_names_what_fired_not_the_last_sustaining_window():
     book = AlertBook(resolve_after_windows=1)
     book.update(0, 300, 420, [finding()])
-    quiet = Finding(
-        Kind.PUBLISHER_SPIKE,
-        "pub-1",
-        False,
-        True,
-        3.0,
-        Severity.WARNING,
-        "Publisher pub-1: invalidations still elevated.",
-        None,
-        {"observed": 3},
-    )
+    quiet = _quiet()
     book.update(300, 600, 720, [quiet])
     out = book.update(600, 900, 1020, [])
     assert out[0].status == "resolved"
@@ -90,17 +87,7 @@ def test_resolved_summary_names_what_fired_not_the_last_sustaining_window():
 def test_resolved_reason_and_evidence_survive_a_snapshot():
     book = AlertBook(resolve_after_windows=1)
     book.update(0, 300, 420, [finding()])
-    quiet = Finding(
-        Kind.PUBLISHER_SPIKE,
-        "pub-1",
-        False,
-        True,
-        3.0,
-        Severity.WARNING,
-        "Publisher pub-1: invalidations still elevated.",
-        None,
-        {"observed": 3},
-    )
+    quiet = _quiet()
     book.update(300, 600, 720, [quiet])
     restored = AlertBook(resolve_after_windows=1)
     restored.restore(book.snapshot())
