@@ -41,11 +41,17 @@ EVICT_EVERY_WINDOWS = 288  # the lifecycle forgets stale orders once a day of wi
 # system's confirmation batch (volume falls by a third at 22:00 every day). The first one
 # is raised (nothing says it is a pattern yet); one at the time of day of one of these
 # kinds on one of the last ``DAILY_DAYS`` days, within ``DAILY_TOLERANCE`` windows and at
-# most ``DAILY_MAX_RATIO`` times as far off, is reported, not raised, and learned.
+# most ``DAILY_MAX_RATIO`` times as far off, is reported, not raised, and learned. For a
+# platform-wide rise only a short episode (a batch: under ``DAILY_MAX_WINDOWS``) makes a
+# pattern: after a day's four-hour incident, the next day's at those hours is raised as
+# usual. A volume drop at a batch's end is a step that lasts, and the first day holds it
+# for up to two hours: any length counts (a day-long outage can hide the next day's drop
+# in the same hours, which the lasting alert of the first would have shown anyway).
 DAILY_KINDS = (Kind.PLATFORM_SPIKE, Kind.VOLUME_DROP)
 DAILY_DAYS = 3
 DAILY_TOLERANCE = 6  # windows (30 min)
 DAILY_MAX_RATIO = 2.0
+DAILY_MAX_WINDOWS = 12  # an hour
 DAILY_EPISODES = 16  # remembered per kind
 
 
@@ -197,7 +203,8 @@ class Detection:
                 then = w - d * day
                 for ep in eps:
                     near = ep[0] - DAILY_TOLERANCE <= then <= ep[1] + DAILY_TOLERANCE
-                    if near and off <= DAILY_MAX_RATIO * ep[2]:
+                    short = f.kind is Kind.VOLUME_DROP or ep[1] - ep[0] < DAILY_MAX_WINDOWS
+                    if near and short and off <= DAILY_MAX_RATIO * ep[2]:
                         prior = (d, ep)
                         break
                 if prior:
