@@ -159,16 +159,14 @@ class Detection:
         self.windows_closed += 1
         warm = self.windows_closed > self.params.warmup_windows
         ctx = WindowContext(acc, acc.platform(), detected_at, warm, publisher_tests=len(acc.pubs))
-        ctx.quiet_reasons = frozenset(
-            REASON_INDEX[c]
-            for c in (
-                *(c for cur in self.book.open.values()
-                  if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT)
-                  for c in cur.last.channels),
-                *self._daily_explains(acc.index),
-            )
-            if c in REASON_INDEX
-        )  # fmt: skip
+        open_channels = [
+            c
+            for cur in self.book.open.values()
+            if cur.kind in (Kind.PLATFORM_SPIKE, Kind.REASON_SHIFT)
+            for c in cur.last.channels
+        ]
+        open_channels += self._daily_explains(acc.index)
+        ctx.quiet_reasons = frozenset(REASON_INDEX[c] for c in open_channels if c in REASON_INDEX)
         self.baseline.prepare(ctx)
         scored: list[tuple[Any, list[Finding]]] = []
         det: Any

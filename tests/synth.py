@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+from typing import Any
 
 START = dt.datetime(2026, 11, 2, tzinfo=dt.UTC).timestamp()
 REASONS = ["refund", "cancel", "fraud", "violation", "data_anomaly", "other"]
@@ -102,6 +103,16 @@ class Stream:
             self.order(
                 t0 + self.rng.random() * minutes * 60, pub, reason, lag=60 + self.rng.random() * 300
             )
+
+    def replay(self, params: Any = None) -> Any:
+        """A ``Monitor`` (with ``params``) that has read the whole stream and flushed."""
+        from monitor.pipeline import Monitor
+
+        mon = Monitor(params)
+        for line in self.lines():
+            mon.process(line)
+        mon.flush()
+        return mon
 
     def lines(self) -> list[bytes]:
         """Events in time order, cut at the end of the span (no thinning tail)."""

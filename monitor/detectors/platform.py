@@ -80,7 +80,6 @@ class PlatformBaseline:
         self.gh = 2.0 ** (-1.0 / p.hour_halflife_days)
         self.hour_sums = [[0.0] * 6 for _ in range(24)]  # decayed reason counts by hour
         self.hour_open = [0.0] * 6  # the current hour's counts, not in hour_sums yet
-        self.hour = -1  # hour of the day of the window being closed (set by prepare)
         self.hour_serial = -1  # which hour (since the epoch) hour_open holds
         self.cur_mix = self.day_mix()
         self.cur_hour_mix = self.cur_mix
@@ -112,7 +111,6 @@ class PlatformBaseline:
         if serial != self.hour_serial:
             self._fold_hour()
             self.hour_serial = serial
-        self.hour = serial % 24
         self.cur_mix = self.day_mix()
         self.cur_hour_mix = self._hour_mix()
         po = ctx.platform[ORDERS]
@@ -149,15 +147,15 @@ class PlatformBaseline:
 
     def _fold_hour(self) -> None:
         """The hour that ``hour_open`` holds is over: into its profile."""
-        if self.hour >= 0:
-            prof = self.hour_sums[self.hour]
+        if self.hour_serial >= 0:
+            prof = self.hour_sums[self.hour_serial % 24]
             for i in range(6):
                 prof[i] = prof[i] * self.gh + self.hour_open[i]
         self.hour_open = [0.0] * 6
 
     def _hour_mix(self) -> list[float]:
         day = self.cur_mix
-        counts = self.hour_sums[self.hour]
+        counts = self.hour_sums[self.hour_serial % 24]
         k = self.p.hour_prior_weight
         tot = sum(counts) + k
         return [(counts[i] + k * day[i]) / tot for i in range(6)]
@@ -226,7 +224,7 @@ class PlatformBaseline:
             "orders_short": self.orders_short,
             "orders_short_expected": self.orders_short_expected,
             "ew": [*self.ew_counts, self.ew_expected, self.ew_forecast],
-            "hours": [self.hour_serial, self.hour, self.hour_open, self.hour_sums],
+            "hours": [self.hour_serial, self.hour_open, self.hour_sums],
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -239,9 +237,8 @@ class PlatformBaseline:
         self.orders_short_expected = snap["orders_short_expected"]
         *self.ew_counts, self.ew_expected, self.ew_forecast = snap["ew"]
         # a snapshot from before the hourly mix: every hour starts at the all-day mix
-        blank = [-1, -1, [0.0] * 6, [[0.0] * 6] * 24]
-        serial, hour, hour_open, hour_sums = snap.get("hours", blank)
-        self.hour_serial, self.hour = serial, hour
+        blank = [-1, [0.0] * 6, [[0.0] * 6] * 24]
+        self.hour_serial, hour_open, hour_sums = snap.get("hours", blank)
         self.hour_open = list(hour_open)
         self.hour_sums = [list(h) for h in hour_sums]
 

@@ -206,8 +206,9 @@ class PublisherSpike:
         self.plat_day_open = 0.0
         self.plat_day_serial = -1
         self._bucket_windows = 0  # windows per part of the day (set from the window width)
-        self._day_ref: tuple[int, list[float]] | None = None  # ``score`` sets it
-        self._w = 0  # the window ``score`` is scoring
+        # ``score`` sets it: (part of the day of the window, the platform's shares by part
+        # of the day, the factor that turns the rows' profiles into values as of now)
+        self._day_ref: tuple[int, list[float], float] | None = None
         self.first_window: int | None = None  # first window with publishers (None: unknown)
         # spike episodes per publisher, for the daily-pattern rule: [first window, last
         # window, carrier channel, peak count of that channel, 1 if recognised as recurring]
@@ -261,7 +262,6 @@ class PublisherSpike:
         win = self._window = self._rows_of(ctx.acc.pubs)
         keys, vecs, offs = win.keys, win.vecs, win.offs
         self._day_ref = self._platform_day(ctx)
-        self._w = w
         # most publishers of a window have no invalidation in it or in their short memory,
         # and no CUSUM run: nothing to test. Which ones to test is decided in whole-array
         # passes over the window's rows (one Python iteration per publisher of a window was
@@ -395,53 +395,47 @@ class PublisherSpike:
             self._bucket_windows = max(1, 86400 // width // _BUCKETS)
         return w // self._bucket_windows
 
-    def _platform_day(self, ctx: WindowContext) -> tuple[int, list[float]] | None:
-        """(part of the day of this window, the platform's share of its invalidations in
-        each part of the day over the completed parts), None before there are any."""
-        serial = self._serial(ctx.acc.index, ctx.acc.width)
-        day = list(self.plat_day)
-        if self.plat_day_serial >= 0 and self.plat_day_serial != serial:
-            day[self.plat_day_serial % _BUCKETS] += self.plat_day_open  # over: it counts
+    def _platform_day(self, ctx: WindowContext) -> tuple[int, list[float], float] | None:
+        """``_day_ref`` for this window; None before any part of the day is complete."""
+        w = ctx.acc.index
+        serial = self._serial(w, ctx.acc.width)
+        day = _completed(self.plat_day, self.plat_day_serial, self.plat_day_open, serial)
         tot = sum(day)
         if tot <= 0 or not self.p.own_day_prior:
             return None
-        return serial % _BUCKETS, [v / tot for v in day]
+        return serial, [v / tot for v in day], self.gd ** (w - 1 - self.epoch)
 
-    def _own_day(self, st: array, serial: int) -> float:
-        """This publisher's own-day factor for the part of the day ``serial`` is in: its
-        share of invalidations there over the platform's share (1: no profile yet, or the
-        publisher was not there for the whole of that part of the day a day ago, when an
-        empty part would read as a quiet one)."""
+    def _own_day(self, st: array) -> float:
+        """This publisher's own-day factor for this window's part of the day: its share of
+        invalidations there over the platform's share (1: no profile yet, or the publisher
+        was not there for the whole of that part of the day a day ago, when an empty part
+        would read as a quiet one)."""
         ref = self._day_ref
+        if ref is None:
+            return 1.0
+        serial, shares, f_day = ref
+        s_h = shares[serial % _BUCKETS]
+        if s_h <= 0 or (serial - _BUCKETS) * self._bucket_windows < st[_BIRTH]:
+            return 1.0
+        own = _completed(st[_PT : _PT + _BUCKETS].tolist(), int(st[_PT_SERIAL]), st[_PT_OPEN],
+                         serial)  # fmt: skip
         p = self.p
-        if ref is None or (serial - _BUCKETS) * self._bucket_windows < st[_BIRTH]:
-            return 1.0
-        bucket, shares = ref
-        s_h = shares[bucket]
-        if s_h <= 0:
-            return 1.0
-        own = st[_PT : _PT + _BUCKETS].tolist()
-        last = int(st[_PT_SERIAL])
-        if last >= 0 and last != serial:
-            own[last % _BUCKETS] += st[_PT_OPEN]
         k = p.own_day_prior
-        f_day = self.gd ** (self._w - 1 - self.epoch)
-        tot = sum(own) * f_day
-        share = (own[bucket] * f_day + k * s_h) / (tot + k)
+        share = (own[serial % _BUCKETS] * f_day + k * s_h) / (sum(own) * f_day + k)
         return min(max(share / s_h, p.own_day_min_ratio), p.own_day_max_ratio)
+
+    def _there_from_start(self, st: array) -> bool:
+        """The publisher was seen in the detector's first ``start_grace_windows``: it was
+        there before the detector started, not new to the stream."""
+        first = self.first_window
+        return first is not None and st[_BIRTH] <= first + self.p.start_grace_windows
 
     def _test(self, pub, st, vec, w, ctx, thr, f_long, f_short, f_vol) -> dict[str, Any]:
         p = self.p
         n, orate, lam = self._rates(st, w, f_long, ctx)
         age = w - st[_BIRTH]
-        day_f = self._own_day(st, self._serial(w, ctx.acc.width))
-        if (
-            day_f < 1.0
-            and age < p.refund_lag_windows
-            and (
-                self.first_window is None or st[_BIRTH] > self.first_window + p.start_grace_windows
-            )
-        ):
+        day_f = self._own_day(st)
+        if day_f < 1.0 and age < p.refund_lag_windows and not self._there_from_start(st):
             # new to the stream: its invalidations grow for days (refunds follow orders),
             # so its first day's hours read as quiet ones; only a busier part counts
             day_f = 1.0
@@ -488,8 +482,7 @@ class PublisherSpike:
         # refunds of a publisher whose refunds have not caught up with its orders yet
         # (channels have separate rates, so the reasons' expectations may exceed the total's)
         settled = age >= p.refund_lag_windows or (
-            self.first_window is not None
-            and st[_BIRTH] <= self.first_window + p.start_grace_windows
+            self._there_from_start(st)
             and lam[_REFUND] >= p.refund_settled_share * orate * ctx.order_ratio[_REFUND]
         )
         quiet = ctx.quiet_reasons if settled else ctx.quiet_reasons | {_REFUND}
@@ -749,21 +742,16 @@ class PublisherSpike:
                 if last >= 0:
                     d[b + _PT + last % _BUCKETS] += d[b + _PT_OPEN]
                 d[b + _PT_OPEN], d[b + _PT_SERIAL] = 0.0, serial
-            if protect:
-                e = res["expected"][TOTAL]  # type: ignore[index]
-                d[b + _PT_OPEN] += min(x_total, e + 2.0 * math.sqrt(e) + 1.0) * sc_day
-            else:
-                d[b + _PT_OPEN] += x_total * sc_day
+            expected = res["expected"] if protect else None  # type: ignore[index]
+            own_x = x_total if expected is None else _high_normal(x_total, expected[TOTAL])
+            d[b + _PT_OPEN] += own_x * sc_day
             # any invalidation channel counts only with the total (reasons and fast are
             # parts of it)
             for c in range(CHANNELS):
                 x = vec[c]
                 if x:
-                    if protect:  # learn at most a high-normal count
-                        e = res["expected"][c]  # type: ignore[index]
-                        capped = min(x, e + 2.0 * math.sqrt(e) + 1.0)
-                    else:
-                        capped = x
+                    # learn at most a high-normal count
+                    capped = x if expected is None else _high_normal(x, expected[c])
                     # a platform-wide cause keeps its counts out of the short-term memory
                     # too, or the publisher would alert on it once the platform alert ends
                     d[b + _X + c] += (capped if explained else x) * sc_short
@@ -929,6 +917,21 @@ def _upgrade_row(v: list[float]) -> list[float]:
     if len(v) != _WIDTH:
         raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each, got {len(v)}")
     return v
+
+
+def _completed(parts: list[float], open_serial: int, open_value: float, serial: int) -> list:
+    """A by-part-of-the-day profile with the part it holds open (``open_serial``, -1:
+    none) counted in once ``serial`` has moved past it: the profile as of ``serial``."""
+    if open_serial >= 0 and open_serial != serial:
+        parts = list(parts)
+        parts[open_serial % _BUCKETS] += open_value
+    return parts
+
+
+def _high_normal(x: float, e: float) -> float:
+    """``x`` at most a high-normal count for an expectation ``e``: what an anomalous
+    window teaches a baseline."""
+    return min(x, e + 2.0 * math.sqrt(e) + 1.0)
 
 
 def _under_way(run: tuple, threshold: float, ratio: float, min_excess: float) -> bool:

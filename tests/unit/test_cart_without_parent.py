@@ -10,7 +10,6 @@ a network's fraud decisions (often taken in batches), still count one by one.
 
 from __future__ import annotations
 
-from monitor.pipeline import Monitor
 from tests.synth import START, Stream
 
 PUB = "cj-small"
@@ -32,10 +31,7 @@ def _stream(reason: str, same_instant: bool) -> Stream:
 
 
 def _alerts(s: Stream) -> list[str]:
-    mon = Monitor()
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = s.replay()
     return [
         a.summary
         for a in mon.take_alerts()

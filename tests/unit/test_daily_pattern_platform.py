@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import random
 
+import msgspec
+
+import monitor.pipeline as pipeline
 from monitor.model import parse_iso
 from monitor.pipeline import Monitor
 from tests.synth import START, Stream
@@ -32,18 +35,24 @@ def _stream(seed: int, glitch_h: float | None = None) -> Stream:
             s.event(t0 + rng.random() * 240, rng.choices(pubs, weights)[0], s._id("o"),
                     "invalidated", "fraud")  # fmt: skip
     if glitch_h is not None:
-        t0 = START + glitch_h * 3600
-        for _ in range(400):
-            s.event(t0 + rng.random() * 600, rng.choices(pubs, weights)[0], s._id("o"),
-                    "invalidated", "data_anomaly")  # fmt: skip
+        _glitch(s, glitch_h, 10 / 60, 200, seed + 98)
     return s
 
 
+def _glitch(s: Stream, at_h: float, hours: float, per_window: int, seed: int) -> None:
+    """A platform glitch: ``per_window`` data_anomaly invalidations of orders placed days
+    ago, spread over the publishers by size, each 5 minutes for ``hours`` from ``at_h``."""
+    rng = random.Random(seed)
+    pubs, weights = s.pubs, [s.share[p] for p in s.pubs]
+    for k in range(round(hours * 12)):
+        t0 = START + at_h * 3600 + k * 300
+        for _ in range(per_window):
+            s.event(t0 + rng.random() * 300, rng.choices(pubs, weights)[0], s._id("o"),
+                    "invalidated", "data_anomaly")  # fmt: skip
+
+
 def _raised(s: Stream) -> tuple[list[tuple[str, str]], Monitor]:
-    mon = Monitor()
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = s.replay()
     fired = [(a.kind, a.window_start) for a in mon.take_alerts() if a.status == "firing"]
     return fired, mon
 
@@ -61,13 +70,9 @@ def test_a_nightly_reversal_batch_is_raised_the_first_night_only():
 
 
 def test_a_checkpoint_between_the_nights_keeps_the_pattern():
-    import msgspec
-
-    lines = _stream(11).lines()
-    whole = Monitor()
-    for line in lines:
-        whole.process(line)
-    whole.flush()
+    s = _stream(11)
+    lines = s.lines()
+    whole = s.replay()
     cut = next(i for i, ln in enumerate(lines) if b'"2026-11-03T12:' in ln)  # day 2, noon
     first = Monitor()
     for line in lines[:cut]:
@@ -82,19 +87,7 @@ def test_a_checkpoint_between_the_nights_keeps_the_pattern():
     assert resumed.detection.daily_recurring == whole.detection.daily_recurring >= 2
 
 
-def _glitch(s: Stream, at_h: float, hours: float, per_window: int, seed: int) -> None:
-    rng = random.Random(seed)
-    pubs, weights = s.pubs, [s.share[p] for p in s.pubs]
-    for k in range(int(hours * 12)):
-        t0 = START + at_h * 3600 + k * 300
-        for _ in range(per_window):
-            s.event(t0 + rng.random() * 300, rng.choices(pubs, weights)[0], s._id("o"),
-                    "invalidated", "data_anomaly")  # fmt: skip
-
-
 def test_a_long_incident_is_no_pattern_for_the_next_day(monkeypatch):
-    import monitor.pipeline as pipeline
-
     s = _stream(12)
     _glitch(s, 14, 3, 150, 1)  # the first day, 14:00-17:00
     _glitch(s, 24 + 15, 0.5, 150, 2)  # the next day, 15:00: another, as large

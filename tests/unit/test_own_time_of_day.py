@@ -16,7 +16,7 @@ import random
 
 from monitor.detectors.publisher import PublisherParams
 from monitor.model import parse_iso
-from monitor.pipeline import Monitor, MonitorParams
+from monitor.pipeline import MonitorParams
 from tests.synth import START, Stream, _poisson
 
 HOURS = 48  # the first day to learn, the second to judge
@@ -52,10 +52,7 @@ def _stream(seed: int, wave_at_h: float | None = None) -> Stream:
 
 def _alerts(s: Stream, params: MonitorParams | None = None) -> list[tuple[int, str, str]]:
     """(day, window start, publisher) of each publisher_spike raised at a European one."""
-    mon = Monitor(params)
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = s.replay(params)
     return [
         (int((parse_iso(a.window_start) - START) // 86400), a.window_start, a.publisher_id or "")
         for a in mon.take_alerts()

@@ -16,7 +16,7 @@ import random
 
 from monitor.detectors.platform import PlatformParams
 from monitor.model import parse_iso
-from monitor.pipeline import Monitor, MonitorParams
+from monitor.pipeline import MonitorParams
 from tests.synth import MIX, REASONS, START, Stream, _poisson
 
 HOURS = 60  # two and a half days: three mornings
@@ -51,10 +51,7 @@ def _stream(seed: int, relabel_day: int | None = None) -> Stream:
 
 def _shifts(s: Stream, params: MonitorParams | None = None) -> list[tuple[int, str, str]]:
     """(day, window start, rising reason) of each reason_shift raised."""
-    mon = Monitor(params)
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = s.replay(params)
     out = []
     for a in mon.take_alerts():
         if a.kind == "reason_shift" and a.status == "firing":

@@ -15,7 +15,7 @@ import dataclasses
 import random
 
 from monitor.detectors.publisher import PublisherParams
-from monitor.pipeline import Monitor, MonitorParams
+from monitor.pipeline import MonitorParams
 from tests.synth import START, Stream, _poisson
 
 HOURS = 16
@@ -40,10 +40,7 @@ def _stream(seed: int, rising: list[str]) -> Stream:
 
 
 def _raised(s: Stream, params: MonitorParams | None = None) -> list[str]:
-    mon = Monitor(params)
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = s.replay(params)
     return sorted(
         a.publisher_id or ""
         for a in mon.take_alerts()
