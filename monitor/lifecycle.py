@@ -15,8 +15,8 @@ rank_at     34     event time of that step
 paid        34     event time of payment + 1 (0: not seen paid)
 last        34     newest event time seen (retention)
 recent      1      touched since the cap's last sweep passed it (second chance, below)
-publisher   32     index into the publisher table (``_Publishers``: one string per publisher,
-                   reference counted by its orders)
+publisher   32     CRC-32 of the ``publisher_id`` (UTF-8): a change of publisher is missed
+                   only where the two ids' CRCs are equal, ~1 in 4e9 per change
 marks       33*k   CRC-32 of each accepted ``event_id`` (the 8 newest), 33 bits each with a
                    marker bit. A collision needs two events of the *same order* with equal
                    CRCs, ~1 in 4e9 per pair.
@@ -46,7 +46,6 @@ from __future__ import annotations
 import math
 import sys
 import zlib
-from array import array
 from enum import StrEnum
 from itertools import islice
 from typing import NamedTuple
@@ -92,7 +91,8 @@ _RANK_AT, _PAID, _LAST, _RECENT_BIT, _PUB, _MARKS = 3, 37, 71, 105, 106, 138
 _RECENT = 1 << _RECENT_BIT
 # the bit layout of an order's packed integer, as snapshots store it: bump it with any
 # change of the fields above, so that a snapshot of another layout is refused, not misread
-STATE_LAYOUT = 1
+# (layout 1 held an index into a publisher table instead of the CRC: it is converted)
+STATE_LAYOUT = 2
 _LAST_FIELD = _T34 << _LAST
 _PAID_FIELD = _T34 << _PAID
 _PUB_MASK = (1 << 32) - 1
@@ -136,72 +136,6 @@ def _marks_list(marks: int) -> list[int]:
     return out[::-1]
 
 
-class _Publishers:
-    """Publisher ids by a small index, counted by the orders that hold them.
-
-    An order stores the index (32 bits in its integer) instead of a reference to the
-    string; an index whose last order leaves is reused, so the table is bounded by the
-    tracked orders. ``ids`` maps index to id in a dict, not a list: a dict of integers and
-    strings is one object the cyclic garbage collector never walks, where a list of a
-    million ids had each of them visited on every full collection.
-    """
-
-    __slots__ = ("ids", "index", "refs", "free")
-
-    def __init__(self) -> None:
-        self.ids: dict[int, str] = {}
-        self.index: dict[str, int] = {}
-        self.refs = array("q")  # orders holding each index (0: free)
-        self.free = array("q")  # indexes no order holds
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def ref(self, pub: str) -> int:
-        """The index of ``pub``, counting one more order that holds it."""
-        i = self.index.get(pub)
-        if i is None:
-            i = self.add(pub)
-        self.refs[i] += 1
-        return i
-
-    def add(self, pub: str) -> int:
-        """A new publisher's index (held by no order yet)."""
-        if self.free:
-            i = self.free.pop()
-        else:
-            i = len(self.refs)
-            self.refs.append(0)
-        self.ids[i] = pub
-        self.index[pub] = i
-        return i
-
-    def unref(self, i: int) -> None:
-        """One order holding index ``i`` left; the last one frees it."""
-        self.refs[i] -= 1
-        if not self.refs[i]:
-            del self.index[self.ids.pop(i)]
-            self.free.append(i)
-
-    def snapshot(self) -> dict:
-        """As lists: ``ids`` by index, None where free."""
-        ids = self.ids
-        return {
-            "ids": [ids.get(i) for i in range(len(self.refs))],
-            "refs": self.refs.tolist(),
-            "free": self.free.tolist(),
-        }
-
-    @classmethod
-    def restore(cls, snap: dict) -> _Publishers:
-        pubs = cls()
-        pubs.ids = {i: pub for i, pub in enumerate(snap["ids"]) if pub is not None}
-        pubs.index = {pub: i for i, pub in pubs.ids.items()}
-        pubs.refs = array("q", snap["refs"])
-        pubs.free = array("q", snap["free"])
-        return pubs
-
-
 class Lifecycle:
     """Tracks every open order; pure, deterministic, snapshot-able."""
 
@@ -213,7 +147,6 @@ class Lifecycle:
         self.retention_s = retention_s
         self.max_orders = max_orders
         self.orders: dict[str, int] = {}
-        self.publishers = _Publishers()
         self.evicted = 0  # orders forgotten: stale (retention) or over the cap
         self.evicted_cap = 0  # of those, over ``max_orders``
 
@@ -227,12 +160,8 @@ class Lifecycle:
         orders = self.orders
         key = ev.order_id
         state = orders.get(key)
+        pub = _crc32(ev.publisher_id.encode())
         if state is None:  # most events: the hottest path of the monitor, kept short
-            pubs = self.publishers
-            pub = pubs.index.get(ev.publisher_id)
-            if pub is None:
-                pub = pubs.add(ev.publisher_id)
-            pubs.refs[pub] += 1
             orders[key] = (
                 (t & _T34) * _NEW_SPREAD[rank] + _NEW_BASE[rank] + (pub << _PUB) + (crc << _MARKS)
             )
@@ -253,7 +182,7 @@ class Lifecycle:
         if (
             rank >= old_rank
             and (rank != _INVALIDATED or old_rank != _INVALIDATED)
-            and self.publishers.ids[state >> _PUB & _PUB_MASK] == ev.publisher_id
+            and state >> _PUB & _PUB_MASK == pub
         ):
             # the usual next step (same publisher, not behind the furthest step, not a second
             # invalidation): what the general path below does, with only the fields that
@@ -275,7 +204,7 @@ class Lifecycle:
         if t > last:
             last = t
         violation: Violation | None = None
-        if self.publishers.ids[state >> _PUB & _PUB_MASK] != ev.publisher_id:
+        if state >> _PUB & _PUB_MASK != pub:
             violation = Violation.PUBLISHER_CHANGED
         elif rank < old_rank and t > rank_at:
             violation = (
@@ -313,7 +242,6 @@ class Lifecycle:
                 if state & _RECENT:
                     orders[key] = state ^ _RECENT
                 else:
-                    self.publishers.unref(state >> _PUB & _PUB_MASK)
                     self.evicted += 1
                     self.evicted_cap += 1
 
@@ -327,17 +255,15 @@ class Lifecycle:
         # that is ``last < ceil(horizon)``
         below = math.ceil(min(horizon, _T34 + 1)) << _LAST
         orders = self.orders
-        stale = [(k, v) for k, v in orders.items() if v & _LAST_FIELD < below]
-        for k, v in stale:
+        stale = [k for k, v in orders.items() if v & _LAST_FIELD < below]
+        for k in stale:
             del orders[k]
-            self.publishers.unref(v >> _PUB & _PUB_MASK)
         self.evicted += len(stale)
         return len(stale)
 
     def snapshot(self) -> dict:
         """The state, cheap to take: order ids, each order's packed integer as its
-        little-endian bytes, and the publisher table as it is (the integers refer to its
-        indexes). A checkpoint of a partition with ~750k orders took 3.9 s when every
+        little-endian bytes. A checkpoint of a partition with ~750k orders took 3.9 s when every
         order was unpacked into a list; this takes ~0.35 s. ``layout`` names the bit
         layout of the integers (``STATE_LAYOUT``)."""
         return {
@@ -350,38 +276,37 @@ class Lifecycle:
             "states": [
                 v.to_bytes((v.bit_length() + 7) // 8, "little") for v in self.orders.values()
             ],  # fmt: skip
-            "publishers": self.publishers.snapshot(),
         }
 
     @classmethod
     def restore(cls, snap: dict, max_orders: int | None = None) -> Lifecycle:
         """The state of ``snapshot()``; ``max_orders`` (configuration) overrides the
-        snapshot's cap. Snapshots from before the cap (no ``recent`` flag) load too."""
+        snapshot's cap. Snapshots of layout 1 (a publisher table, the integers holding
+        indexes into it) and from before the cap (no ``recent`` flag) load too."""
         cap = max_orders or snap.get("max_orders", DEFAULT_MAX_ORDERS)
         lc = cls(snap["retention_s"], cap)
         lc.evicted = snap["evicted"]
         lc.evicted_cap = snap.get("evicted_cap", 0)
         if "states" in snap:
-            if snap.get("layout") != STATE_LAYOUT:
-                raise ValueError(f"lifecycle snapshot of state layout {snap.get('layout')}, "
-                                 f"this version reads {STATE_LAYOUT}")  # fmt: skip
-            lc.publishers = _Publishers.restore(snap["publishers"])
+            layout = snap.get("layout")
+            if layout not in (1, STATE_LAYOUT):
+                raise ValueError(f"lifecycle snapshot of state layout {layout}, "
+                                 f"this version reads 1 and {STATE_LAYOUT}")  # fmt: skip
             frombytes = int.from_bytes
-            lc.orders = dict(
-                zip(
-                    snap["order_ids"], [frombytes(b, "little") for b in snap["states"]], strict=True
-                )
-            )
+            states = [frombytes(b, "little") for b in snap["states"]]
+            if layout == 1:
+                states = _from_publisher_table(states, snap["publishers"]["ids"])
+            lc.orders = dict(zip(snap["order_ids"], states, strict=True))
             if len(lc.orders) > lc.max_orders:  # restored under a smaller cap
                 lc._sweep()
             return lc
         # the earlier form: one unpacked list per order
-        ref = lc.publishers.ref
         for k, pub, rank, rank_at, paid, last, crcs, *recent in snap["orders"]:
             marks = 0
             for crc in crcs:
                 marks = marks << 33 | crc | _MARK
-            state = _pack(rank, rank_at, paid, last) | ref(pub) << _PUB | marks << _MARKS
+            state = _pack(rank, rank_at, paid, last) | marks << _MARKS
+            state |= _crc32(pub.encode()) << _PUB
             lc.orders[k] = state | _RECENT if recent and recent[0] else state
         if len(lc.orders) > lc.max_orders:  # restored under a smaller cap
             lc._sweep()
@@ -390,9 +315,15 @@ class Lifecycle:
 
 def order_footprint_bytes(lc: Lifecycle) -> float:
     """Average bytes of state per tracked order: its dict slot and its integer (the
-    ``order_id`` key string and the shared publisher table are excluded)."""
+    ``order_id`` key string is excluded)."""
     if not lc.orders:
         return 0.0
     total = sys.getsizeof(lc.orders) / len(lc.orders)
     sample = list(islice(lc.orders.values(), 1000))
     return total + sum(sys.getsizeof(v) for v in sample) / len(sample)
+
+
+def _from_publisher_table(states: list[int], ids: list[str | None]) -> list[int]:
+    """Layout-1 states (publisher field: an index into ``ids``) with the publisher's CRC."""
+    crcs = [0 if pub is None else _crc32(pub.encode()) for pub in ids]
+    return [v & ~_PUB_FIELD | crcs[v >> _PUB & _PUB_MASK] << _PUB for v in states]

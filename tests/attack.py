@@ -210,7 +210,7 @@ def scrape(sa: Any) -> dict[str, Any]:
 
 def _order_bytes(mon: Monitor) -> float:
     """Bytes per tracked order including its ``order_id`` key (the lifecycle's own
-    figure leaves the key and the shared publisher table out)."""
+    figure leaves the key out)."""
     from monitor.lifecycle import order_footprint_bytes
 
     lc = mon.lifecycle

@@ -656,17 +656,26 @@ class PublisherSpike:
             channels=tuple(sorted(channels)),
         )
 
-    def _add(self, pub: str, fresh: array) -> int:
-        """A row for a new publisher, set to ``fresh`` (``_fresh_row``); returns its offset."""
-        data = self.data
-        if self.free:
-            b = self.free.pop()
-            data[b : b + _WIDTH] = fresh
-        else:
-            b = len(data)
-            data.extend(fresh)
-        self.state[pub] = b
-        return b
+    def _add(self, pubs: list[str], fresh: array) -> list[int]:
+        """Rows for new publishers, each set to ``fresh`` (``_fresh_row``); returns their
+        offsets. Free rows are reused first, the most recently freed first; the rest are
+        appended. Whole-array passes: at a million publishers ~4,000 arrive a window, and
+        one slice assignment and dict insert each took 0.5 s of a 2.5M-event run."""
+        free, data = self.free, self.data
+        reuse = min(len(pubs), len(free))
+        cut = len(free) - reuse
+        offs = free[cut:].tolist()[::-1]
+        del free[cut:]
+        if reuse:
+            rows = np.frombuffer(data, dtype=np.float64).reshape(-1, _WIDTH)
+            rows[np.array(offs, dtype=np.intp) // _WIDTH] = np.frombuffer(fresh, np.float64)
+            del rows  # ``data`` cannot grow while a view of it exists
+        start, more = len(data), len(pubs) - reuse
+        if more:
+            data.extend(fresh * more)
+            offs.extend(range(start, start + more * _WIDTH, _WIDTH))
+        self.state.update(zip(pubs, offs, strict=True))
+        return offs
 
     def _drop(self, pubs: list[str]) -> None:
         state = self.state
@@ -696,9 +705,10 @@ class PublisherSpike:
         if win is None or win.pubs is not ctx.acc.pubs:
             raise RuntimeError("publisher_spike: learn() needs score() of the same window first")
         keys, vecs, offs = win.keys, win.vecs, win.offs
-        add, fresh = self._add, _fresh_row(w)
-        for i in win.new:  # new publishers: rows first
-            offs[i] = add(keys[i], fresh)
+        if win.new:  # new publishers: rows first
+            added = self._add([keys[i] for i in win.new], _fresh_row(w))
+            for i, b in zip(win.new, added, strict=True):
+                offs[i] = b
         d = self.data
         if offs:  # every publisher of the window: last seen, and its orders
             o = np.array(offs, dtype=np.intp)

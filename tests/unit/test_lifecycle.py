@@ -162,18 +162,23 @@ def test_an_event_of_an_evicted_order_is_a_first_sighting_not_a_violation():
     assert inv.counts_invalidation and inv.since_paid is None and inv.violation is None
 
 
-def test_the_publisher_table_shrinks_with_the_orders_that_hold_it():
+def test_a_flood_of_publishers_leaves_no_state_beyond_the_tracked_orders():
+    import sys
+
     lc = Lifecycle(max_orders=64, retention_s=3600)
     for i in range(1000):  # a flood of one-order publishers
         step(lc, ev(f"e{i}", f"o{i}", Status.PAID, pub=f"junk-{i}"))
-    from monitor.lifecycle import _PUB, _PUB_MASK
-
-    live = {lc.publishers.ids[v >> _PUB & _PUB_MASK] for v in lc.orders.values()}
-    assert set(lc.publishers.index) == live  # only the publishers of tracked orders stay
-    assert len(lc.publishers.refs) <= 64 + 1  # their indices are reused: the table is bounded
+    # the lifecycle's only container is its orders: a publisher is a field of its orders
+    assert [k for k, v in vars(lc).items() if sys.getsizeof(v) > 1000] == ["orders"]
+    assert len(lc) <= 64
+    # and a tracked order still knows its publisher
+    last = next(reversed(lc.orders))
+    i = int(last.removeprefix("o"))
+    moved = step(lc, ev("x", last, Status.SETTLED, minutes=1, pub=f"junk-{i + 1}"))
+    assert moved.violation is Violation.PUBLISHER_CHANGED
+    assert step(lc, ev("y", last, Status.SETTLED, minutes=2, pub=f"junk-{i}")).violation is None
     tracked = len(lc)
-    assert lc.evict(T0.timestamp() + 7200) == tracked
-    assert len(lc) == 0 and len(lc.publishers) == 0
+    assert lc.evict(T0.timestamp() + 7200) == tracked and len(lc) == 0
 
 
 def test_snapshot_keeps_the_cap_state_and_restore_continues_identically():
@@ -196,17 +201,39 @@ def test_snapshot_keeps_the_cap_state_and_restore_continues_identically():
 def test_snapshots_from_before_the_cap_restore():
     lc = Lifecycle()
     step(lc, ev("e1", "o1", Status.PAID))
-    from monitor.lifecycle import _MARKS, _PUB, _PUB_MASK, _marks_list, _unpack
+    from monitor.lifecycle import _MARKS, _marks_list, _unpack
 
-    ids = lc.publishers.ids
     # the first form: one unpacked list per order, without the ``recent`` flag
     snap = {"retention_s": lc.retention_s, "evicted": 0,
-            "orders": [[k, ids[v >> _PUB & _PUB_MASK], *_unpack(v), _marks_list(v >> _MARKS)]
+            "orders": [[k, "pub-1", *_unpack(v), _marks_list(v >> _MARKS)]
                        for k, v in lc.orders.items()]}  # fmt: skip
     old = Lifecycle.restore(snap)
     assert old.evicted_cap == 0 and old.max_orders == Lifecycle().max_orders
     assert old.orders == lc.orders  # the same packed state
     assert step(old, ev("e1", "o1", Status.PAID)).duplicate
+
+
+def test_a_layout_1_snapshot_with_its_publisher_table_restores_to_the_same_state():
+    from monitor.lifecycle import _PUB, _PUB_FIELD
+
+    lc = Lifecycle()
+    for i, pub in enumerate(["pub-1", "pub-2", "pub-1", "pub-3"]):
+        step(lc, ev(f"e{i}", f"o{i}", Status.PAID, pub=pub))
+    step(lc, ev("e9", "o3", Status.SETTLED, minutes=1, pub="pub-3"))
+    # layout 1 held an index into a publisher table (None where an index was free)
+    ids = [None, "pub-3", "pub-1", "pub-2"]
+    index = {pub: i for i, pub in enumerate(ids) if pub}
+    old = lc.snapshot() | {"layout": 1, "publishers": {"ids": ids}}
+    old["states"] = []
+    for k, v in lc.orders.items():
+        pub = {"o0": "pub-1", "o1": "pub-2", "o2": "pub-1", "o3": "pub-3"}[k]
+        v = v & ~_PUB_FIELD | index[pub] << _PUB
+        old["states"].append(v.to_bytes((v.bit_length() + 7) // 8, "little"))
+    back = Lifecycle.restore(old)
+    assert back.orders == lc.orders
+    s = step(back, ev("e10", "o1", Status.SETTLED, minutes=2, pub="pub-1"))
+    assert s.violation is Violation.PUBLISHER_CHANGED
+    assert step(back, ev("e9", "o3", Status.SETTLED, minutes=1, pub="pub-3")).duplicate
 
 
 def test_a_snapshot_of_another_state_layout_is_refused_not_misread():
