@@ -263,8 +263,8 @@ class Lifecycle:
 
     def snapshot(self) -> dict:
         """The state, cheap to take: order ids, each order's packed integer as its
-        little-endian bytes. A checkpoint of a partition with ~750k orders took 3.9 s when every
-        order was unpacked into a list; this takes ~0.35 s. ``layout`` names the bit
+        little-endian bytes. A checkpoint of a partition with ~750k orders took 3.9 s when
+        every order was unpacked into a list; this takes ~0.35 s. ``layout`` names the bit
         layout of the integers (``STATE_LAYOUT``)."""
         return {
             "retention_s": self.retention_s,
