@@ -112,6 +112,10 @@ class PublisherParams:
     cusum_min_ratio: float = 1.6  # observed / expected over the CUSUM run
     cusum_z_cap: float = 4.0  # one window adds at most this many standard deviations
     cusum_min_age_windows: float = 72.0  # CUSUM needs 6 h of the publisher's own history
+    # and the detector a whole day: on the first day every CUSUM stays at rest, as a rise
+    # over hours is what a region's office hours look like before their day is known
+    # (``_seen_a_day``; 0: from the first window)
+    cusum_after_windows: int = 288
     # the same CUSUM on refunds alone: a wave of 2-3x refunds at a publisher whose other
     # reasons are half its invalidations is only 1.5-2x in the total. Its own threshold is
     # higher, as it is a second test of each publisher (0: off)
@@ -150,9 +154,10 @@ class PublisherParams:
     # a rise many publishers share is not news about each of them: when at least
     # ``cohort_min`` publishers (and ``cohort_factor`` times as many as usual) have a CUSUM
     # run well under way in the same channel (refunds, or the total), the runs that fire
-    # are reported as part of that shared rise, not raised. On the first day that is a
-    # region's office hours, which the publishers' own day has not learned yet; the
-    # platform-wide detectors judge a rise of the whole platform (0: off)
+    # are reported as part of that shared rise, not raised: a region's rise its publishers'
+    # own day has not learned (the CUSUMs rest on the first day, when that was every
+    # region's office hours); the platform-wide detectors judge a rise of the whole
+    # platform (0: off)
     cohort_min: int = 4
     cohort_factor: float = 3.0
     forget_after_windows: int = 288 * 14  # idle publishers leave after two weeks
@@ -430,6 +435,14 @@ class PublisherSpike:
         first = self.first_window
         return first is not None and st[_BIRTH] <= first + self.p.start_grace_windows
 
+    def _seen_a_day(self, w: int) -> bool:
+        """The detector has seen ``cusum_after_windows`` windows: the slow-wave test (the
+        CUSUMs) runs from then on. Before a whole day has been seen, a rise over hours
+        cannot be told from a publisher's or a region's daily rhythm: neither the
+        platform's hour of day nor the publisher's own is known yet."""
+        after, first = self.p.cusum_after_windows, self.first_window
+        return not after or (first is not None and w - first >= after)
+
     def _test(self, pub, st, vec, w, ctx, thr, f_long, f_short, f_vol) -> dict[str, Any]:
         p = self.p
         n, orate, lam = self._rates(st, w, f_long, ctx)
@@ -489,7 +502,8 @@ class PublisherSpike:
         e_tot = max(1e-3, expected[TOTAL] - (sum(expected[r] for r in quiet) if quiet else 0))
         x_tot = max(0, vec[TOTAL] - (sum(vec[r] for r in quiet) if quiet else 0))
         size_t = min(st[_A + TOTAL] * f_long + p.prior_strength, p.dispersion_cap)
-        run_t = self._cusum(st, _CUS, x_tot, e_tot, size_t, w)
+        slow = self._seen_a_day(w)
+        run_t = self._cusum(st, _CUS, x_tot, e_tot, size_t, w) if slow else _AT_REST
         run_r = None
         fired = None  # (channel, run) of the CUSUM that fires, the total's first
         if self._fires(run_t, n, p.cusum_threshold, p.cusum_min_ratio):
@@ -497,7 +511,7 @@ class PublisherSpike:
         if p.refund_cusum_threshold > 0 and settled:
             x_r, e_r = (0, 0.0) if _REFUND in quiet else (vec[_REFUND], expected[_REFUND])
             size_r = min(st[_A + _REFUND] * f_long + p.prior_strength, p.dispersion_cap)
-            run_r = self._cusum(st, _RCUS, x_r, max(1e-3, e_r), size_r, w)
+            run_r = self._cusum(st, _RCUS, x_r, max(1e-3, e_r), size_r, w) if slow else _AT_REST
             if fired is None and self._fires(
                 run_r, n, p.refund_cusum_threshold, p.refund_cusum_min_ratio
             ):
