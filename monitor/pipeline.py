@@ -196,17 +196,7 @@ class Detection:
                 continue
             off = _how_far_off(f)
             eps = self.daily.setdefault(f.kind.value, [])
-            prior = None
-            for d in range(1, DAILY_DAYS + 1):
-                then = w - d * day
-                for ep in eps:
-                    near = ep[0] - DAILY_TOLERANCE <= then <= ep[1] + DAILY_TOLERANCE
-                    short = f.kind is Kind.VOLUME_DROP or ep[1] - ep[0] < DAILY_MAX_WINDOWS
-                    if near and short and off <= DAILY_MAX_RATIO * ep[2]:
-                        prior = (d, ep)
-                        break
-                if prior:
-                    break
+            prior = _prior_episode(f.kind, eps, w, day, off)
             if prior is not None:
                 out[id(f)] = _as_daily(f, prior, width)
                 self.daily_recurring += 1
@@ -317,6 +307,22 @@ class Detection:
         self.daily_recurring = snap.get("daily_recurring", 0)
         channels, self.daily_until = snap.get("daily_explains", [[], -1])
         self.daily_channels = tuple(channels)
+
+
+def _prior_episode(
+    kind: Kind, eps: list[list[float]], w: int, day: int, off: float
+) -> tuple[int, list[float]] | None:
+    """(days before, episode): the episode of ``kind`` at window ``w``'s time of day on
+    the nearest of the last ``DAILY_DAYS`` days that makes a finding ``off`` from normal a
+    daily pattern; None if there is none."""
+    for d in range(1, DAILY_DAYS + 1):
+        then = w - d * day
+        for ep in eps:
+            near = ep[0] - DAILY_TOLERANCE <= then <= ep[1] + DAILY_TOLERANCE
+            short = kind is Kind.VOLUME_DROP or ep[1] - ep[0] < DAILY_MAX_WINDOWS
+            if near and short and off <= DAILY_MAX_RATIO * ep[2]:
+                return d, ep
+    return None
 
 
 def _how_far_off(f: Finding) -> float:

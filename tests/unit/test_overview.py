@@ -34,11 +34,7 @@ def test_overview_names_the_bursting_publisher_while_its_alert_is_open():
 
 
 def test_overview_history_is_bounded():
-    s = Stream(seed=11, hours=30).baseline()
-    mon = Monitor()
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = Stream(seed=11, hours=30).baseline().replay()
     ov = mon.detection.overview
     assert len(ov.windows()) == 288  # a day of 5-min windows, whatever the stream length
     assert mon.detection.windows_closed > 288

@@ -35,10 +35,7 @@ def _batch(s: Stream, pub: str, at_h: float, count: int, reason: str = "refund")
 
 
 def _run(s: Stream, params: MonitorParams | None = None):
-    mon = Monitor(params)
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = s.replay(params)
     fired = [a for a in mon.take_alerts() if a.status == "firing"]
     return mon, fired
 

@@ -18,17 +18,14 @@ import pytest
 
 from monitor.detectors import publisher as P
 from monitor.detectors.publisher import PublisherParams, PublisherSpike
-from monitor.pipeline import Monitor, MonitorParams
+from monitor.pipeline import MonitorParams
 from tests.synth import START, Stream
 
 REFUND_SHARE = 0.12 * 0.55  # tests.synth: invalidated share of orders x refunds' share
 
 
 def _run(s: Stream, params: MonitorParams | None = None):
-    mon = Monitor(params)
-    for line in s.lines():
-        mon.process(line)
-    mon.flush()
+    mon = s.replay(params)
     return mon, [a for a in mon.take_alerts() if a.status == "firing"]
 
 
