@@ -144,8 +144,14 @@ class WorkerProc:
 
 
 def detection_done(target: int) -> Callable[[dict[str, Any]], bool]:
+    """Detection has closed window ``target`` and every alert sent so far is on the broker
+    (an alert is produced asynchronously after its window closes: reading the alerts topic
+    at the close alone can miss the last one)."""
+
     def pred(st: dict[str, Any]) -> bool:
         d = st.get("detection")
-        return d is not None and d["closed_through"] >= target
+        sent = st["counts"]["alerts_sent"]
+        return (d is not None and d["closed_through"] >= target
+                and st.get("on_broker", {}).get("alerts", 0) >= sent)  # fmt: skip
 
     return pred

@@ -38,6 +38,7 @@ class SendGate:
         self.waiting: deque[tuple[int, Callable[[], None]]] = deque()
         self.failed: str | None = None
         self.completed = 0
+        self.on_broker: dict[str, int] = {}  # completed sends by what was sent
         self._releasing = False
         self._settled = asyncio.Event()
         self._settled.set()
@@ -84,6 +85,7 @@ class SendGate:
         exc = asyncio.CancelledError("send cancelled") if fut.cancelled() else fut.exception()
         if exc is None:
             self.completed += 1
+            self.on_broker[what] = self.on_broker.get(what, 0) + 1
             self._release()
             return
         if self.failed is None:

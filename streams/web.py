@@ -83,6 +83,9 @@ def status(sa: Any) -> dict[str, Any]:
         "watermark_delay_seconds": sa.live.watermark_delay_s(),
         "stages": runners,
         "counts": dict(sa.counts),
+        # records the broker has acknowledged, by output ("alerts" reaches counts'
+        # alerts_sent once every alert sent so far is readable on the alerts topic)
+        "on_broker": dict(sa.gate.on_broker),
     }
 
 

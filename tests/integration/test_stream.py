@@ -159,12 +159,11 @@ async def test_two_workers_emit_the_same_alerts_as_one(
         b.wait_for(shared, 90, "input partitions on worker b")
         await _produce(broker, sim["path"], names["input_topic"], 4)
         deadline = time.monotonic() + STREAM_TIMEOUT
-        done = None
+        done, finished = None, detection_done(closed_through)
         while done is None:
             for w in (a, b):
                 st = w.status()
-                d = st and st.get("detection")
-                if d and d["closed_through"] >= closed_through:
+                if st and "stages" in st and finished(st):
                     done = st
             assert time.monotonic() < deadline, f"not done:\n{a.log_tail()}\n{b.log_tail()}"
             time.sleep(0.2)  # polling back-off against the deadline

@@ -83,6 +83,28 @@ def test_a_failed_send_stops_the_gate_and_is_reported_once() -> None:
     run(body())
 
 
+def test_sends_on_the_broker_are_counted_by_output_and_failures_are_not() -> None:
+    """``/status``'s ``on_broker``: a reader of the alerts topic waits for it to reach the
+    number of alerts sent (``streams.procs.detection_done``)."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        gate = SendGate(lambda what, exc: None)
+        a1, a2, f1, bad = (loop.create_future() for _ in range(4))
+        for fut, what in ((a1, "alerts"), (a2, "alerts"), (f1, "facts"), (bad, "facts")):
+            gate.track(fut, what)
+        a1.set_result(None)
+        f1.set_result(None)
+        await asyncio.sleep(0)
+        assert gate.on_broker == {"alerts": 1, "facts": 1}  # a2 not acknowledged yet
+        a2.set_result(None)
+        bad.set_exception(RuntimeError("lost"))
+        await asyncio.sleep(0)
+        assert gate.on_broker == {"alerts": 2, "facts": 1}
+
+    run(body())
+
+
 class _Store:
     """A checkpoint table whose changelog writes are futures the test resolves."""
 
