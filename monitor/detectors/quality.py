@@ -21,6 +21,7 @@ from monitor.detectors.base import Finding, GuardedSeries, WindowContext
 from monitor.model import Kind, Severity
 from monitor.series import SeasonalDetector
 from monitor.stats import nb_upper_score, poisson_lower_score
+from monitor.windows import ORDERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,15 @@ class VolumeParams:
     first_day_hold_windows: int = 24
     first_day_surge_ratio: float = 1.6  # a first-day window this far above the tracker is
     # a promotion's surge, held out of it (later days: ``surge_ratio`` or the series' z)
+    # a batch job ending (a night's confirmations or settlements) takes its statuses off
+    # the feed and no orders with them; a lost producer, partition or feed takes the
+    # orders it carried too. With no profile to know the batch by, a first-day fall fires
+    # only if the orders placed fell by at least this share of the events' fall, judged
+    # against their own recent level (halflife ``first_day_orders_halflife`` windows),
+    # where that level is ``first_day_min_orders`` a window or more (0: off)
+    first_day_orders_share: float = 0.5
+    first_day_min_orders: float = 30.0
+    first_day_orders_halflife: float = 2.0
 
 
 class VolumeDrop:
@@ -163,6 +173,8 @@ class VolumeDrop:
         self.first_run = 0  # first day: windows in a row far below the tracker
         self.first_held = 0  # first day: windows in a row held out of the tracker
         self.first_fired = False  # first day: a drop fired and its fall is still held
+        self.first_orders = 0.0  # first day: recent orders placed per window (0: none yet)
+        self.g_orders = 0.5 ** (1.0 / self.p.first_day_orders_halflife)
 
     @property
     def series(self) -> SeasonalDetector:
@@ -210,7 +222,7 @@ class VolumeDrop:
         severity = Severity.CRITICAL if drop >= 0.7 else Severity.WARNING
         return [Finding(Kind.VOLUME_DROP, None, firing, True, s, severity, summary, None, evidence)]
 
-    def _first_day(self, x: float) -> tuple[Any, float, float, bool, bool]:
+    def _first_day(self, x: float, orders: int) -> tuple[Any, float, float, bool, bool]:
         """First day (no profile): (series score, drop, Poisson score, far below, hold)."""
         p = self.p
         sc = self.series.score_one(x)
@@ -220,15 +232,25 @@ class VolumeDrop:
         drop = 1.0 - x / e
         s = poisson_lower_score(x, e)
         far = drop >= p.first_day_min_drop and s >= p.score and sc.z <= -p.first_day_z
+        far = far and self._orders_fell(orders, drop)
         hold = drop >= p.drift_freeze_drop and sc.z <= -p.first_day_hold_z
         return sc, drop, s, far, hold
+
+    def _orders_fell(self, orders: int, drop: float) -> bool:
+        """The orders placed fell with the events (or are too few to tell): the fall is
+        lost traffic, not the end of a batch of status updates."""
+        p, level = self.p, self.first_orders
+        if p.first_day_orders_share <= 0 or level < p.first_day_min_orders:
+            return True
+        return 1.0 - orders / level >= p.first_day_orders_share * drop
 
     def _score_first_day(self, ctx: WindowContext, x: int) -> list[Finding]:
         """Until a full day has taught the series its profile, the tracker is the only
         forecast: a promotion's ramp and a busy hour look like trend to it, so only an
         abrupt, held fall is called a drop (a lost producer or partition)."""
         p = self.p
-        sc, drop, s, far, hold = self._first_day(x)
+        orders = ctx.platform[ORDERS]
+        sc, drop, s, far, hold = self._first_day(x, orders)
         firing = far and self.first_run >= 1
         # an open alert stays open while the traffic stays below the held tracker
         sustain = self.first_fired and drop >= p.first_day_min_drop / 2 and s >= 2.0
@@ -248,6 +270,8 @@ class VolumeDrop:
             "score": round(s, 2),
             "series_z": round(sc.z, 2),
             "windows_below": self.first_run + 1 if far else self.first_run,
+            "orders": orders,
+            "orders_expected": round(self.first_orders, 1),
             "thresholds": {"min_drop": p.first_day_min_drop, "score": p.score, "z": p.first_day_z},
         }
         severity = Severity.CRITICAL if drop >= 0.7 else Severity.WARNING
@@ -271,7 +295,8 @@ class VolumeDrop:
         x = _arrived(ctx)
         first_day = bool(self.series.warm and self.series.period and self.series.season is None)
         if first_day:
-            _, drop, _, far, hold = self._first_day(x)
+            orders = ctx.platform[ORDERS]
+            _, drop, _, far, hold = self._first_day(x, orders)
             self.first_run = self.first_run + 1 if far else 0
             self.first_fired = self.first_fired or self.first_run >= 2
             # a fall is held out of the tracker for the two windows that confirm it, and
@@ -287,6 +312,8 @@ class VolumeDrop:
             if hold:  # the tracker keeps the level before the fall
                 self.guard.series.hold(x)
                 return
+            g = self.g_orders if self.first_orders > 0 else 0.0
+            self.first_orders = g * self.first_orders + (1.0 - g) * orders
         else:
             self.first_run, self.first_held, self.first_fired = 0, 0, False
         sc = self.series.score_one(x) if self.series.warm else None
@@ -320,6 +347,7 @@ class VolumeDrop:
             "cusum": [self.cusum, self.run_observed, self.run_expected],
             "ratio": self.ratio,
             "first_day": [self.first_run, self.first_held, int(self.first_fired)],
+            "first_orders": self.first_orders,
         }
 
     def restore(self, snap: dict[str, Any]) -> None:
@@ -328,6 +356,7 @@ class VolumeDrop:
         self.ratio = snap.get("ratio", 1.0)  # absent before the drift ratio: no drift
         self.first_run, self.first_held, fired = snap.get("first_day", (0, 0, 0))
         self.first_fired = bool(fired)
+        self.first_orders = snap.get("first_orders", 0.0)  # absent before: learned anew
 
 
 def _arrived(ctx: WindowContext) -> int:
