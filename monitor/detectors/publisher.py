@@ -81,7 +81,11 @@ _BUCKETS = 12
 _PT = 31
 _PT_OPEN = _PT + _BUCKETS
 _PT_SERIAL = _PT_OPEN + 1
-_WIDTH = _PT_SERIAL + 1
+# the publisher's last surge of orders of its own (a promotion): its size - 1, decayed
+# (scaled like the sums), for the refunds that follow the orders it sold
+_ECHO = _PT_SERIAL + 1
+_WIDTH = _ECHO + 1
+_WIDTH_V3 = _ECHO  # rows of snapshots taken before the refund echo: restored without one
 _WIDTH_V2 = 31  # rows of snapshots taken before the time-of-day profile: restored empty
 _WIDTH_V1 = 26  # rows of snapshots taken before the refund CUSUM: restored with it at rest
 _EMPTY_ROW = array("d", bytes(8 * _WIDTH))
@@ -122,6 +126,15 @@ class PublisherParams:
     refund_cusum_threshold: float = 17.0
     # and a higher ratio: refunds of a sale some days before rise 1.5x over hours, no wave
     refund_cusum_min_ratio: float = 2.0
+    # refunds follow orders by hours to days: after a surge of the publisher's own orders
+    # (a promotion of its own: orders ``refund_echo_surge`` times its usual rate or more,
+    # beyond the platform's, once it has a day of history), its refund expectations stay
+    # raised by ``refund_echo_share``
+    # of that surge, fading with a halflife of ``refund_echo_halflife_windows``, so the
+    # refunds of the orders it sold are not a "wave" of their own (0: off)
+    refund_echo_surge: float = 2.5
+    refund_echo_share: float = 0.5
+    refund_echo_halflife_windows: float = 144.0
     # refunds follow orders by days, so a publisher new to the stream, or one whose orders
     # just multiplied, has refunds rising for days: both CUSUMs leave its refunds out for
     # this long...
@@ -194,6 +207,7 @@ class PublisherSpike:
         self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
         self.gd = 2.0 ** (-1.0 / p.own_day_halflife_windows)
+        self.ge = 2.0 ** (-1.0 / max(p.refund_echo_halflife_windows, 1e-9))
         self.epoch = 0  # window index the scaled sums are relative to
         self.state: dict[str, int] = {}  # publisher -> offset of its row in ``data``
         self.data = array("d")  # the rows, ``_WIDTH`` doubles each
@@ -229,6 +243,7 @@ class PublisherSpike:
     def _factors(self, w: int) -> tuple[float, float, float]:
         """Multipliers that turn scaled sums into values as of window ``w - 1``."""
         k = w - 1 - self.epoch
+        self._f_echo = self.ge ** (k + 1)  # the echo as of window ``w``
         return self.g**k, self.gs**k, self.gv**k
 
     def _rates(self, st: array, w: int, f_long: float, ctx: WindowContext) -> tuple:
@@ -457,8 +472,12 @@ class PublisherSpike:
         own = (os_now + p.volume_prior_orders) / (orate * ns_now + p.volume_prior_orders)
         # platform-wide surge (vs its seasonal forecast) times this publisher's own surge
         # relative to the platform's rhythm: promotions, big or small, raise expectations
-        vf = ctx.volume_factor * max(1.0, own / self._plat_ratio)
+        surge = max(1.0, own / self._plat_ratio)
+        vf = ctx.volume_factor * surge
         m = vf * day_f  # what the expectations are multiplied by
+        # refunds of a surge that has passed: beyond the surge of now, which vf has
+        echo = 1.0 + p.refund_echo_share * st[_ECHO] * self._f_echo
+        refund_echo = max(1.0, echo / surge)
         short_exposure = min(ctx.season_short, (1.0 - self.gs ** (age + 1)) / (1.0 - self.gs))
         best: tuple | None = None  # (score, test, channel, observed, expected)
         sustain = False
@@ -467,15 +486,18 @@ class PublisherSpike:
         # below this excess a score can neither sustain nor fire: not worth computing
         min_gap = min(2, p.min_excess)
         expected = [0.0] * CHANNELS
+        # the echo's refunds are part of the total's expectation too
+        echo_extra = lam[_REFUND] * (refund_echo - 1.0)
         for c in range(CHANNELS):
-            e = lam[c] * season * m
+            lam_c = lam[c] + echo_extra if c in (_REFUND, TOTAL) else lam[c]
+            e = lam_c * season * m
             expected[c] = e
             x = vec[c]
             xs = st[_X + c] * f_short * gs + x
             if x < burst_min and xs < min_count:
                 continue  # too few for either test (most channels of most publishers)
             size = min(st[_A + c] * f_long + p.prior_strength, p.dispersion_cap)
-            es = lam[c] * short_exposure * m
+            es = lam_c * short_exposure * m
             for test, obs, exp in (("burst", x, e), ("sustained", xs, es)):
                 if obs < min_count * (0.5 if test == "burst" else 1.0) or obs - exp < min_gap:
                     continue
@@ -536,6 +558,10 @@ class PublisherSpike:
             "cusum": run_t,
             "refund_cusum": run_r,  # None with the refund CUSUM off
             "own_day": day_f,
+            # a surge the echo remembers: one against a day of the publisher's own orders
+            # (younger, its "usual" rate is a few hours of its daily curve)
+            "surge": surge if age >= p.halflife_windows else 1.0,
+            "refund_echo": refund_echo,
             "finding": finding,
             # only a firing finding is kept out of the baseline; sustain-level noise is
             # ordinary variation the baseline must learn, or it drifts low
@@ -704,6 +730,8 @@ class PublisherSpike:
         k = w - self.epoch
         sc_long, sc_short, sc_vol = self.g**-k, self.gs**-k, self.gv**-k
         sc_day = self.gd**-k
+        sc_echo = self.ge**-k
+        p = self.p
         results = ctx.publisher_results
         self.plat_os = self.plat_os * self.gv + ctx.platform[ORDERS]
         self.plat_o = self.plat_o * self.g + ctx.platform[ORDERS]
@@ -747,6 +775,10 @@ class PublisherSpike:
                 protect = False
             else:
                 protect = res["anomalous"]
+                if p.refund_echo_surge and res["surge"] >= p.refund_echo_surge:
+                    # a surge of its own orders: its refunds will follow (the larger of
+                    # the one before, faded, and this one)
+                    d[b + _ECHO] = max(d[b + _ECHO], (res["surge"] - 1.0) * sc_echo)
                 for base, run in ((_CUS, res["cusum"]), (_RCUS, res["refund_cusum"])):
                     if run is None:
                         continue
@@ -819,6 +851,7 @@ class PublisherSpike:
             rows[:, _A : _A + CHANNELS] *= fl
             rows[:, _X : _X + CHANNELS] *= fs
             rows[:, _PT : _PT_OPEN + 1] *= fd
+            rows[:, _ECHO] *= self.ge**shift
             del rows  # ``data`` cannot grow while a view of it exists
         self.epoch = w
 
@@ -938,6 +971,8 @@ def _upgrade_row(v: list[float]) -> list[float]:
         v = [*v, *_AT_REST[:3], v[_CUS + _CUS_LAST], 0.0]
     if len(v) == _WIDTH_V2:
         v = [*v, *[0.0] * (_BUCKETS + 1), -1.0]
+    if len(v) == _WIDTH_V3:
+        v = [*v, 0.0]
     if len(v) != _WIDTH:
         raise ValueError(f"publisher snapshot rows must have {_WIDTH} values each, got {len(v)}")
     return v

@@ -10,6 +10,8 @@ Refunds follow orders by days, so a publisher new to the stream has refunds risi
 as its first orders come into their refund window: no wave, only its refunds catching up.
 Until they have (``refund_lag_windows``, or refunds per order near the platform's for a
 publisher that was there when the detector started), both CUSUMs leave its refunds out.
+After a promotion of a publisher's own, the refunds of the orders it sold come back within
+hours: its refund expectations carry an echo of the surge (``refund_echo_*``).
 """
 
 from __future__ import annotations
@@ -114,7 +116,7 @@ def test_a_snapshot_from_before_the_refund_cusum_restores_with_it_at_rest():
     again = PublisherSpike()
     again.restore(snap)
     assert again.snapshot() == snap
-    bad = dict(snap, state={pub: snap["state"][pub][:-1]})
+    bad = dict(snap, state={pub: snap["state"][pub][:-2]})  # no layout's width
     with pytest.raises(ValueError, match=f"must have {P._WIDTH} values"):
         PublisherSpike().restore(bad)
     # rows from before the publisher's own time of day: restored with an empty profile
@@ -125,3 +127,40 @@ def test_a_snapshot_from_before_the_refund_cusum_restores_with_it_at_rest():
     assert list(det.data[b : b + P._WIDTH_V2]) == snap["state"][pub][: P._WIDTH_V2]
     assert list(det.data[b + P._PT : b + P._PT_OPEN + 1]) == [0.0] * (P._BUCKETS + 1)
     assert det.data[b + P._PT_SERIAL] == -1.0
+    # rows from before the refund echo: restored with none
+    v3 = dict(snap, state={p: row[: P._WIDTH_V3] for p, row in snap["state"].items()})
+    det = PublisherSpike()
+    det.restore(v3)
+    b = det.state[pub]
+    assert list(det.data[b : b + P._WIDTH_V3]) == snap["state"][pub][: P._WIDTH_V3]
+    assert det.data[b + P._ECHO] == 0.0
+
+
+def _promotion_then_refunds(promotion: float) -> tuple[Stream, str]:
+    """A publisher with ~3% of the orders runs a promotion of its own on the second day
+    (orders ``promotion`` times its usual for 6 h); from an hour after it ends, refunds of
+    the orders it sold come back at +4x its usual refunds for 5 h."""
+    s = Stream(seed=3, publishers=120, hours=44, orders_per_hour=1500)
+    pub = min(s.pubs, key=lambda p: abs(s.share[p] - 0.03))
+    p0, p1 = START + 26 * 3600, START + 32 * 3600
+    s.baseline(lambda p, t: promotion if (p == pub and p0 <= t < p1) else 1.0)
+    refunds_h = 1500 * s.share[pub] * REFUND_SHARE
+    for _ in range(int(4.0 * refunds_h * 5)):
+        t = START + (33 + 5 * s.rng.random()) * 3600
+        placed = p0 + (p1 - p0) * s.rng.random()
+        s.order(placed, pub, "refund", lag=t - placed - 5)
+    return s, pub
+
+
+def test_the_refunds_of_a_publishers_own_promotion_are_its_echo_not_a_wave():
+    s, pub = _promotion_then_refunds(5.0)
+    _, fired = _run(s)
+    assert fired == [], [(a.publisher_id, a.summary) for a in fired]
+    # without the echo the same refunds are a wave
+    off = MonitorParams(publisher=PublisherParams(refund_echo_surge=0))
+    _, fired = _run(s, off)
+    assert [(a.publisher_id, a.evidence["channel"]) for a in fired] == [(pub, "refund")]
+    # and without the promotion before them they are one, echo rule or not
+    s, pub = _promotion_then_refunds(1.0)
+    _, fired = _run(s)
+    assert [(a.publisher_id, a.evidence["channel"]) for a in fired] == [(pub, "refund")]
