@@ -129,9 +129,9 @@ class PublisherParams:
     # refunds follow orders by hours to days: after a surge of the publisher's own orders
     # (a promotion of its own: orders ``refund_echo_surge`` times its usual rate or more,
     # beyond the platform's, once it has a day of history), its refund expectations stay
-    # raised by ``refund_echo_share``
-    # of that surge, fading with a halflife of ``refund_echo_halflife_windows``, so the
-    # refunds of the orders it sold are not a "wave" of their own (0: off)
+    # raised by ``refund_echo_share`` of that surge, fading with a halflife of
+    # ``refund_echo_halflife_windows``, so the refunds of the orders it sold are not a
+    # "wave" of their own (0: off)
     refund_echo_surge: float = 2.5
     refund_echo_share: float = 0.5
     refund_echo_halflife_windows: float = 144.0
@@ -179,6 +179,11 @@ class PublisherParams:
     def __post_init__(self) -> None:
         if self.max_publishers < 1:
             raise ValueError(f"max_publishers must be >= 1, got {self.max_publishers}")
+        if self.refund_echo_halflife_windows <= 0:
+            raise ValueError(
+                "refund_echo_halflife_windows must be > 0 (refund_echo_surge = 0 turns the "
+                f"echo off), got {self.refund_echo_halflife_windows}"
+            )
 
 
 @dataclass(slots=True)
@@ -207,7 +212,8 @@ class PublisherSpike:
         self.gs = 2.0 ** (-1.0 / p.short_halflife_windows)
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
         self.gd = 2.0 ** (-1.0 / p.own_day_halflife_windows)
-        self.ge = 2.0 ** (-1.0 / max(p.refund_echo_halflife_windows, 1e-9))
+        self.ge = 2.0 ** (-1.0 / p.refund_echo_halflife_windows)
+        self._f_echo = 1.0  # ``_factors`` sets it: echoes as of the window being scored
         self.epoch = 0  # window index the scaled sums are relative to
         self.state: dict[str, int] = {}  # publisher -> offset of its row in ``data``
         self.data = array("d")  # the rows, ``_WIDTH`` doubles each

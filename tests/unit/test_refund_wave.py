@@ -164,3 +164,15 @@ def test_the_refunds_of_a_publishers_own_promotion_are_its_echo_not_a_wave():
     s, pub = _promotion_then_refunds(1.0)
     _, fired = _run(s)
     assert [(a.publisher_id, a.evidence["channel"]) for a in fired] == [(pub, "refund")]
+
+
+def test_the_echo_halflife_must_be_positive():
+    from monitor.config import ConfigError, load_params
+
+    env = {"ORDERMON_PUBLISHER_REFUND_ECHO_HALFLIFE_WINDOWS": "0"}
+    with pytest.raises(ConfigError, match="refund_echo_halflife_windows: must be greater"):
+        load_params(None, env=env)
+    with pytest.raises(ValueError, match="refund_echo_halflife_windows must be > 0"):
+        PublisherParams(refund_echo_halflife_windows=0)
+    off = load_params(None, env={"ORDERMON_PUBLISHER_REFUND_ECHO_SURGE": "0"})
+    assert off.publisher.refund_echo_surge == 0
