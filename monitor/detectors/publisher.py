@@ -213,7 +213,7 @@ class PublisherSpike:
         self.gv = 2.0 ** (-1.0 / p.volume_halflife_windows)
         self.gd = 2.0 ** (-1.0 / p.own_day_halflife_windows)
         self.ge = 2.0 ** (-1.0 / p.refund_echo_halflife_windows)
-        self._f_echo = 1.0  # ``_factors`` sets it: echoes as of the window being scored
+        self._f_echo = 1.0  # ``score`` sets it: turns the scaled echoes into values now
         self.epoch = 0  # window index the scaled sums are relative to
         self.state: dict[str, int] = {}  # publisher -> offset of its row in ``data``
         self.data = array("d")  # the rows, ``_WIDTH`` doubles each
@@ -249,7 +249,6 @@ class PublisherSpike:
     def _factors(self, w: int) -> tuple[float, float, float]:
         """Multipliers that turn scaled sums into values as of window ``w - 1``."""
         k = w - 1 - self.epoch
-        self._f_echo = self.ge ** (k + 1)  # the echo as of window ``w``
         return self.g**k, self.gs**k, self.gv**k
 
     def _rates(self, st: array, w: int, f_long: float, ctx: WindowContext) -> tuple:
@@ -280,6 +279,7 @@ class PublisherSpike:
         w = ctx.acc.index
         f_long, f_short, f_vol = self._factors(w)
         self._plat_ratio = self._platform_volume_ratio(ctx)
+        self._f_echo = self.ge ** (w - self.epoch)
         tests = max(1, ctx.publisher_tests) * (CHANNELS * 2 + 2)
         thr = bonferroni_threshold(p.family_alpha, tests)
         results: dict[str, Any] = {}
@@ -564,10 +564,9 @@ class PublisherSpike:
             "cusum": run_t,
             "refund_cusum": run_r,  # None with the refund CUSUM off
             "own_day": day_f,
-            # a surge the echo remembers: one against a day of the publisher's own orders
-            # (younger, its "usual" rate is a few hours of its daily curve)
-            "surge": surge if age >= p.halflife_windows else 1.0,
-            "refund_echo": refund_echo,
+            # the surge the echo may remember: one against a day of the publisher's own
+            # orders (younger, its "usual" rate is a few hours of its daily curve)
+            "echo_surge": surge if age >= p.halflife_windows else 1.0,
             "finding": finding,
             # only a firing finding is kept out of the baseline; sustain-level noise is
             # ordinary variation the baseline must learn, or it drifts low
@@ -781,10 +780,11 @@ class PublisherSpike:
                 protect = False
             else:
                 protect = res["anomalous"]
-                if p.refund_echo_surge and res["surge"] >= p.refund_echo_surge:
+                surge = res["echo_surge"]
+                if p.refund_echo_surge and surge >= p.refund_echo_surge:
                     # a surge of its own orders: its refunds will follow (the larger of
                     # the one before, faded, and this one)
-                    d[b + _ECHO] = max(d[b + _ECHO], (res["surge"] - 1.0) * sc_echo)
+                    d[b + _ECHO] = max(d[b + _ECHO], (surge - 1.0) * sc_echo)
                 for base, run in ((_CUS, res["cusum"]), (_RCUS, res["refund_cusum"])):
                     if run is None:
                         continue
